@@ -1,1 +1,54 @@
-fn main() {}
+//! `chiron`: the command-line tool of data owners and service operators.
+//!
+//! Runs on the owner's or operator's own machine, outside any enclave. Today it makes owner keys
+//! and seals, inspects and verifies datasets; `chiron demo` runs everything that exists end to
+//! end on the embedded digits dataset.
+
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod ui;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Privacy-preserving machine learning as a service.
+#[derive(Parser)]
+#[command(name = "chiron", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the owner's master key: 32 random bytes in a new file with mode 0600.
+    Keygen {
+        /// Where to write the key; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Seal, inspect and verify datasets.
+    #[command(subcommand)]
+    Dataset(cmd::dataset::DatasetCommand),
+    /// Run the whole flow that exists today on the embedded UCI digits dataset.
+    Demo(cmd::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen { out } => cmd::keygen::run(&out),
+        Command::Dataset(c) => cmd::dataset::run(c),
+        Command::Demo(args) => cmd::demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chiron: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -186,7 +186,7 @@ impl Dataset {
             for (features, &label) in s.features.chunks_exact(fb).zip(&s.labels) {
                 writer.push(features, label)?;
                 done += 1;
-                if done % 1024 == 0 {
+                if done.is_multiple_of(1024) {
                     progress(done);
                 }
             }

@@ -19,7 +19,10 @@ pub fn by_fraction(dataset: Dataset, test_fraction: f64, seed: u64) -> Result<Da
         Error::Invalid(format!(
             "--test-fraction needs a source with one split; this one already has {} ({})",
             s.len(),
-            s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            s.iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     let n = source.labels.len();
@@ -99,7 +102,12 @@ mod tests {
         // Features travel with their labels and keep source order within a split.
         for s in &a.splits {
             assert!(s.labels.windows(2).all(|w| w[0] < w[1]));
-            assert!(s.features.iter().zip(&s.labels).all(|(&f, &l)| u32::from(f) == l));
+            assert!(
+                s.features
+                    .iter()
+                    .zip(&s.labels)
+                    .all(|(&f, &l)| u32::from(f) == l)
+            );
         }
     }
 

@@ -21,7 +21,9 @@ pub enum Error {
         supported: u16,
     },
     /// The supplied key is not the key the dataset was sealed under.
-    #[error("wrong key: the dataset was sealed under key id {expected}, the given key has id {given}")]
+    #[error(
+        "wrong key: the dataset was sealed under key id {expected}, the given key has id {given}"
+    )]
     WrongKey {
         /// Key id recorded in the header.
         expected: String,

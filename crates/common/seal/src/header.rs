@@ -509,7 +509,12 @@ mod tests {
 
         let mut bytes = h.encode();
         bytes[0] ^= 1;
-        assert!(Header::decode(&bytes).unwrap_err().to_string().contains("magic"));
+        assert!(
+            Header::decode(&bytes)
+                .unwrap_err()
+                .to_string()
+                .contains("magic")
+        );
 
         let mut bytes = h.encode();
         bytes[8] = 2;
@@ -525,11 +530,21 @@ mod tests {
 
         let mut bad = sample();
         bad.chunk_size = 100;
-        assert!(bad.validate().unwrap_err().to_string().contains("chunk size"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("chunk size")
+        );
 
         let mut bad = sample();
         bad.schema.shape = vec![u32::MAX, u32::MAX, u32::MAX];
-        assert!(bad.validate().unwrap_err().to_string().contains("record larger"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("record larger")
+        );
     }
 
     fn arb_header() -> impl Strategy<Value = Header> {

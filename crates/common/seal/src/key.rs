@@ -65,7 +65,10 @@ impl MasterKey {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
                     Error::Io(std::io::Error::new(
                         e.kind(),
-                        format!("{} already exists; refusing to overwrite a key", path.display()),
+                        format!(
+                            "{} already exists; refusing to overwrite a key",
+                            path.display()
+                        ),
                     ))
                 } else {
                     Error::Io(std::io::Error::new(
@@ -240,7 +243,10 @@ mod tests {
         key.write_new_file(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let err = MasterKey::generate().unwrap().write_new_file(&path).unwrap_err();
+        let err = MasterKey::generate()
+            .unwrap()
+            .write_new_file(&path)
+            .unwrap_err();
         assert!(err.to_string().contains("refusing to overwrite"), "{err}");
         assert_eq!(MasterKey::read_file(&path).unwrap().id(), key.id());
 

@@ -22,6 +22,7 @@ mod error;
 mod header;
 mod key;
 mod reader;
+mod secret;
 mod stream;
 mod writer;
 
@@ -32,5 +33,6 @@ pub use header::{
 };
 pub use key::{DataKey, KEY_LEN, KeyId, MasterKey};
 pub use reader::{Batch, ChunkSource, DEFAULT_CACHE_BYTES, Record, SealedDataset, VerifyReport};
+pub use secret::SecretBytes;
 pub use stream::TAG_LEN;
 pub use writer::SealWriter;

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use zeroize::Zeroizing;
 
+use crate::secret::SecretBytes;
+
 use crate::header::{Dtype, Header, LABEL_BYTES, PREAMBLE_LEN};
 use crate::key::{DataKey, MasterKey};
 use crate::stream::ChunkCipher;
@@ -68,21 +70,25 @@ impl<T: ChunkSource + ?Sized> ChunkSource for Arc<T> {
 /// One decrypted record. Zeroized on drop; `Debug` does not print its contents.
 pub struct Record {
     /// Feature bytes in the schema's dtype (f32 little-endian).
-    pub features: Zeroizing<Vec<u8>>,
+    pub features: SecretBytes,
     /// Class label.
     pub label: u32,
 }
 
 impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Record({} feature bytes, label hidden)", self.features.len())
+        write!(
+            f,
+            "Record({} feature bytes, label hidden)",
+            self.features.len()
+        )
     }
 }
 
 /// Several records gathered by index, features concatenated. Zeroized on drop.
 pub struct Batch {
     /// Features of every record, in request order.
-    pub features: Zeroizing<Vec<u8>>,
+    pub features: SecretBytes,
     /// Labels, in request order.
     pub labels: Zeroizing<Vec<u32>>,
 }
@@ -104,7 +110,7 @@ pub struct VerifyReport {
     pub plaintext_bytes: u64,
 }
 
-type Chunk = Arc<Zeroizing<Vec<u8>>>;
+type Chunk = Arc<SecretBytes>;
 
 /// Least-recently-used cache of decrypted chunks, bounded by a chunk count.
 struct ChunkCache {
@@ -279,7 +285,7 @@ impl<S: ChunkSource> SealedDataset<S> {
 
     /// Record `index` of split `split`.
     pub fn record(&self, split: usize, index: u64) -> Result<Record> {
-        let mut features = Zeroizing::new(vec![0u8; self.header.schema.feature_bytes() as usize]);
+        let mut features = SecretBytes::zeroed(self.header.schema.feature_bytes() as usize);
         let label = self.read_record_into(split, index, &mut features)?;
         Ok(Record { features, label })
     }
@@ -290,7 +296,7 @@ impl<S: ChunkSource> SealedDataset<S> {
         let total = fb.checked_mul(indices.len()).ok_or_else(|| {
             Error::OutOfRange(format!("a batch of {} records is too large", indices.len()))
         })?;
-        let mut features = Zeroizing::new(vec![0u8; total]);
+        let mut features = SecretBytes::zeroed(total);
         let mut labels = Zeroizing::new(Vec::with_capacity(indices.len()));
         for (slot, &index) in features.chunks_exact_mut(fb).zip(indices) {
             labels.push(self.read_record_into(split, index, slot)?);
@@ -315,7 +321,7 @@ impl<S: ChunkSource> SealedDataset<S> {
         let rb = schema.record_bytes();
         let cs = u64::from(self.header.chunk_size);
         let start = (schema.split_start(split) + index) * rb;
-        let mut record = Zeroizing::new(vec![0u8; rb as usize]);
+        let mut record = SecretBytes::zeroed(rb as usize);
         let mut filled = 0usize;
         let mut pos = start;
         while filled < record.len() {
@@ -340,7 +346,7 @@ impl<S: ChunkSource> SealedDataset<S> {
         let rb = self.header.schema.record_bytes() as usize;
         let plaintext = self.header.plaintext_bytes();
         let cs = u64::from(self.header.chunk_size);
-        let mut pending: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(rb + cs as usize));
+        let mut pending: SecretBytes = SecretBytes::with_capacity(rb + cs as usize);
         let mut records = 0u64;
         for i in 0..self.chunk_count {
             let chunk = self.decrypt_chunk(i)?;
@@ -384,9 +390,9 @@ impl<S: ChunkSource> SealedDataset<S> {
 
     /// Reads, authenticates and decrypts one chunk; for the last chunk also checks that the
     /// padding after the final record is zero.
-    fn decrypt_chunk(&self, index: u64) -> Result<Zeroizing<Vec<u8>>> {
+    fn decrypt_chunk(&self, index: u64) -> Result<SecretBytes> {
         let sealed_len = self.header.sealed_chunk_len();
-        let mut buf = Zeroizing::new(vec![0u8; sealed_len as usize]);
+        let mut buf = SecretBytes::zeroed(sealed_len as usize);
         self.source
             .read_exact_at(&mut buf, self.header_len + index * sealed_len)?;
         let last = index + 1 == self.chunk_count;

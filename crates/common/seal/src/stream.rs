@@ -64,11 +64,7 @@ impl ChunkCipher {
     pub(crate) fn open(&self, index: u64, last: bool, sealed: &mut [u8]) -> Result<(), ()> {
         let ok = self
             .key
-            .open_in_place(
-                nonce(index, last),
-                Aad::from(&self.associated_data),
-                sealed,
-            )
+            .open_in_place(nonce(index, last), Aad::from(&self.associated_data), sealed)
             .is_ok();
         if ok {
             Ok(())
@@ -105,7 +101,10 @@ mod tests {
         for (i, last) in [(3, false), (5, false), (4, true)] {
             let mut b = buf.clone();
             assert!(c.open(i, last, &mut b).is_err());
-            assert!(b.iter().all(|&x| x == 0), "failed open must zero the buffer");
+            assert!(
+                b.iter().all(|&x| x == 0),
+                "failed open must zero the buffer"
+            );
         }
         let other_header = ChunkCipher::new(&key, b"headeR");
         assert!(other_header.open(4, false, &mut buf.clone()).is_err());

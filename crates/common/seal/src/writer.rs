@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
+use crate::secret::SecretBytes;
 use ring::rand::{SecureRandom, SystemRandom};
-use zeroize::Zeroizing;
 
 use crate::header::{Dtype, Header, Schema};
 use crate::key::MasterKey;
@@ -21,7 +21,7 @@ pub struct SealWriter<W: Write> {
     header: Header,
     cipher: ChunkCipher,
     /// Plaintext of the chunk being filled; room for the tag so sealing needs no copy.
-    buf: Zeroizing<Vec<u8>>,
+    buf: SecretBytes,
     chunk_size: usize,
     chunk_index: u64,
     chunk_count: u64,
@@ -64,7 +64,7 @@ impl<W: Write> SealWriter<W> {
         Ok(Self {
             out,
             cipher,
-            buf: Zeroizing::new(Vec::with_capacity(chunk_size + TAG_LEN)),
+            buf: SecretBytes::with_capacity(chunk_size + TAG_LEN),
             chunk_size,
             chunk_index: 0,
             chunk_count: header.chunk_count(),

@@ -1,4 +1,5 @@
 //! Round trips and tamper detection for the sealed container, through its public API only.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use chiron_seal::{
     Dtype, Error, Header, MIN_CHUNK_SIZE, MasterKey, Schema, SealWriter, SealedDataset, Split,
@@ -80,7 +81,10 @@ fn round_trip_records_batches_and_verify() {
         }
     }
     let batch = ds.batch(0, &[199, 0, 57, 57]).unwrap();
-    let expect: Vec<u8> = [199, 0, 57, 57].iter().flat_map(|&i| record(i, 0).0).collect();
+    let expect: Vec<u8> = [199, 0, 57, 57]
+        .iter()
+        .flat_map(|&i| record(i, 0).0)
+        .collect();
     assert_eq!(&batch.features[..], &expect[..]);
     assert_eq!(&batch.labels[..], &[9, 0, 7, 7]);
     assert!(matches!(ds.record(1, 100), Err(Error::OutOfRange(_))));
@@ -99,7 +103,10 @@ fn tiny_cache_still_serves_every_record_in_any_order() {
     for i in order {
         assert_eq!(ds.record(0, i).unwrap().features[..], record(i, 0).0[..]);
     }
-    assert!(ds.preload().is_err(), "a 2-chunk cache cannot preload 6 chunks");
+    assert!(
+        ds.preload().is_err(),
+        "a 2-chunk cache cannot preload 6 chunks"
+    );
     let full = SealedDataset::open(sealed(&key, 0), &key).unwrap();
     full.preload().unwrap();
 }
@@ -228,7 +235,8 @@ fn header_edits_are_rejected() {
     let file = sealed(&key, 0);
     let hl = header_len(&file);
     let original = Header::decode(&file[..hl]).unwrap();
-    let edits: Vec<Box<dyn Fn(&mut Header)>> = vec![
+    type Edit = Box<dyn Fn(&mut Header)>;
+    let edits: Vec<Edit> = vec![
         Box::new(|h| h.schema.classes = 11),
         Box::new(|h| h.schema.splits[0].name = "trail".into()),
         Box::new(|h| h.schema.shape = vec![5, 3, 5]),
@@ -324,13 +332,19 @@ fn writer_refuses_bad_records_without_losing_state() {
 
     let mut w = SealWriter::new(Vec::new(), &key, schema(2, 1), MIN_CHUNK_SIZE).unwrap();
     w.push(&f, 0).unwrap();
-    assert!(matches!(w.finish(), Err(Error::BadRecord(_))), "too few records");
+    assert!(
+        matches!(w.finish(), Err(Error::BadRecord(_))),
+        "too few records"
+    );
 
     let mut f32_schema = schema(1, 1);
     f32_schema.dtype = Dtype::F32;
     f32_schema.shape = vec![2];
     let mut w = SealWriter::new(Vec::new(), &key, f32_schema, MIN_CHUNK_SIZE).unwrap();
-    let nan: Vec<u8> = [1.0f32, f32::NAN].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let nan: Vec<u8> = [1.0f32, f32::NAN]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     let err = w.push(&nan, 0).unwrap_err().to_string();
     assert!(err.contains("non-finite"), "{err}");
 }

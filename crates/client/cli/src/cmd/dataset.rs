@@ -1,0 +1,365 @@
+//! `chiron dataset seal | inspect | verify`.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use chiron_data::{Dataset, cifar, csv, idx, images, npy};
+use chiron_seal::{DEFAULT_CHUNK_SIZE, FORMAT_VERSION, Header, MasterKey, SealedDataset};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+
+use super::CliResult;
+use crate::ui;
+
+/// Dataset subcommands.
+#[derive(Subcommand)]
+pub enum DatasetCommand {
+    /// Import data in a common format and seal it under the owner's key.
+    Seal(Box<SealArgs>),
+    /// Print a sealed dataset's public header (no key needed).
+    Inspect {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The sealed dataset.
+        file: PathBuf,
+    },
+    /// Decrypt and authenticate every chunk and check every record; exit 0 only if all is well.
+    Verify {
+        /// The owner's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The sealed dataset.
+        file: PathBuf,
+    },
+}
+
+/// Source formats `dataset seal` imports.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// MNIST / Fashion-MNIST IDX files (plain or .gz), or the folder holding them.
+    Idx,
+    /// CIFAR-10 or CIFAR-100 binary batches, or the folder holding them.
+    Cifar,
+    /// CSV with a header (or --no-header), optionally gzip-compressed.
+    Csv,
+    /// NumPy .npy pairs: FEATURES LABELS [TEST_FEATURES TEST_LABELS].
+    Npy,
+    /// Folders of PNG/JPEG images, one sub-folder per class.
+    Images,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CifarVariantArg {
+    #[value(name = "10")]
+    Ten,
+    #[value(name = "100")]
+    Hundred,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MissingArg {
+    /// A missing cell is an error.
+    Error,
+    /// A missing cell becomes 0.
+    Zero,
+    /// A missing cell becomes its column's mean.
+    Mean,
+}
+
+/// Arguments of `chiron dataset seal`.
+#[derive(Args)]
+pub struct SealArgs {
+    /// Source format.
+    #[arg(long, value_enum)]
+    format: Format,
+    /// The owner's key file (from `chiron keygen`).
+    #[arg(long)]
+    key: PathBuf,
+    /// Output file; never overwritten.
+    #[arg(long)]
+    out: PathBuf,
+    /// Input files or folders.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+
+    /// Move this fraction of a single-split source into a `test` split.
+    #[arg(long, requires = "seed")]
+    test_fraction: Option<f64>,
+    /// Seed of the deterministic train/test split.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Reshape every record, e.g. `1,8,8` (same number of elements).
+    #[arg(long, value_delimiter = ',')]
+    shape: Option<Vec<u32>>,
+    /// Declare the number of classes (default: largest label + 1, or the source's class names).
+    #[arg(long)]
+    classes: Option<u32>,
+    /// Name the classes, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    class_names: Option<Vec<String>>,
+    /// Leave class names out of the header (the header is public: the operator can read it).
+    #[arg(long)]
+    drop_class_names: bool,
+    /// Plaintext bytes per chunk.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
+    chunk_size: u32,
+
+    /// CSV: name of the label column (with --no-header, its 0-based index).
+    #[arg(long, required_if_eq("format", "csv"))]
+    label_column: Option<String>,
+    /// CSV: the first line is data, columns are named 0, 1, 2, ...
+    #[arg(long)]
+    no_header: bool,
+    /// CSV: field delimiter.
+    #[arg(long, default_value_t = ',')]
+    delimiter: char,
+    /// CSV: what to do with empty cells.
+    #[arg(long, value_enum, default_value_t = MissingArg::Error)]
+    missing: MissingArg,
+    /// CSV: map a non-numeric cell text to a number, e.g. `yes=1` (repeatable).
+    #[arg(long, value_parser = parse_mapping)]
+    map_value: Vec<(String, f32)>,
+
+    /// CIFAR: 10 or 100 (default: from file names or sizes).
+    #[arg(long, value_enum)]
+    cifar_variant: Option<CifarVariantArg>,
+    /// CIFAR-100: use the coarse (20-class) label instead of the fine one.
+    #[arg(long)]
+    cifar_coarse: bool,
+
+    /// Images: declared shape C,H,W (default: the first image's).
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    image_shape: Option<Vec<u32>>,
+}
+
+fn parse_mapping(s: &str) -> Result<(String, f32), String> {
+    let (text, value) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("expected TEXT=NUMBER, got {s:?}"))?;
+    let value: f32 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    if !value.is_finite() {
+        return Err("the mapped number must be finite".into());
+    }
+    Ok((text.to_string(), value))
+}
+
+/// Runs a dataset subcommand.
+pub fn run(command: DatasetCommand) -> CliResult {
+    match command {
+        DatasetCommand::Seal(args) => seal(&args),
+        DatasetCommand::Inspect { json, file } => inspect(&file, json),
+        DatasetCommand::Verify { key, file } => verify(&key, &file),
+    }
+}
+
+fn seal(args: &SealArgs) -> CliResult {
+    // Read the key first: a bad key path should fail before minutes of importing.
+    let key = MasterKey::read_file(&args.key)?;
+    if args.out.exists() {
+        return Err(format!(
+            "{} already exists; refusing to overwrite it",
+            args.out.display()
+        )
+        .into());
+    }
+    let spinner = ui::spinner("importing");
+    let imported = import(args);
+    spinner.finish_and_clear();
+    let mut dataset = imported?;
+    if let Some(shape) = &args.shape {
+        dataset.reshape(shape.clone())?;
+    }
+    if let Some(classes) = args.classes {
+        dataset.set_classes(classes)?;
+    }
+    if let Some(names) = &args.class_names {
+        dataset.set_class_names(names.clone())?;
+    }
+    if args.drop_class_names {
+        dataset.class_names.clear();
+    }
+    if let Some(fraction) = args.test_fraction {
+        dataset = dataset.split_by_fraction(fraction, args.seed.unwrap_or_default())?;
+    }
+    let header = seal_to_path(&dataset, &key, args.chunk_size, &args.out)?;
+    println!(
+        "sealed {} records ({}) into {} under key id {}",
+        header.schema.total_records(),
+        split_summary(&header),
+        args.out.display(),
+        header.key_id
+    );
+    Ok(())
+}
+
+fn import(args: &SealArgs) -> CliResult<Dataset> {
+    let inputs = &args.inputs;
+    Ok(match args.format {
+        Format::Idx => idx::import(inputs)?,
+        Format::Cifar => {
+            let variant = args.cifar_variant.map(|v| match v {
+                CifarVariantArg::Ten => cifar::Variant::Cifar10,
+                CifarVariantArg::Hundred => cifar::Variant::Cifar100,
+            });
+            let label = if args.cifar_coarse {
+                cifar::Cifar100Label::Coarse
+            } else {
+                cifar::Cifar100Label::Fine
+            };
+            cifar::import(inputs, variant, label)?
+        }
+        Format::Csv => {
+            let delimiter = u8::try_from(args.delimiter)
+                .map_err(|_| "--delimiter must be a single ASCII character")?;
+            let opts = csv::CsvOptions {
+                label_column: args.label_column.clone().unwrap_or_default(),
+                has_header: !args.no_header,
+                delimiter,
+                missing: match args.missing {
+                    MissingArg::Error => csv::MissingPolicy::Error,
+                    MissingArg::Zero => csv::MissingPolicy::Zero,
+                    MissingArg::Mean => csv::MissingPolicy::Mean,
+                },
+                value_map: args.map_value.clone(),
+            };
+            csv::import(inputs, &opts)?
+        }
+        Format::Npy => npy::import(inputs)?,
+        Format::Images => {
+            let shape = match args.image_shape.as_deref() {
+                None => None,
+                Some(&[c, h, w]) => Some([c, h, w]),
+                Some(_) => return Err("--image-shape takes three numbers: C,H,W".into()),
+            };
+            images::import(inputs, &images::ImageOptions { shape })?
+        }
+    })
+}
+
+/// Seals `dataset` into a temporary file beside `out` and renames it into place only when
+/// complete, so a failure never leaves a partial dataset behind or replaces an existing file.
+pub fn seal_to_path(
+    dataset: &Dataset,
+    key: &MasterKey,
+    chunk_size: u32,
+    out: &Path,
+) -> CliResult<Header> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".chiron-seal-")
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
+    let total: u64 = dataset.splits.iter().map(|s| s.labels.len() as u64).sum();
+    let bar = ui::bar(total, "sealing", "records");
+    let (writer, header) = dataset.seal(
+        BufWriter::with_capacity(1 << 20, tmp.as_file()),
+        key,
+        chunk_size,
+        |n| bar.set_position(n),
+    )?;
+    bar.finish_and_clear();
+    writer
+        .into_inner()
+        .map_err(|e| format!("writing {}: {}", out.display(), e.error()))?
+        .sync_all()?;
+    tmp.persist_noclobber(out)
+        .map_err(|e| format!("cannot create {}: {}", out.display(), e.error))?;
+    Ok(header)
+}
+
+fn inspect(file: &Path, json: bool) -> CliResult {
+    let source = File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let (header, encoded) = SealedDataset::read_header(&source)?;
+    let file_bytes = source.metadata()?.len();
+    if json {
+        println!("{}", header_json(&header, encoded.len() as u64, file_bytes));
+        return Ok(());
+    }
+    let s = &header.schema;
+    println!("Chiron sealed dataset, format version {FORMAT_VERSION}");
+    println!("  dataset id  {}", hex(&header.dataset_id));
+    println!("  key id      {}", header.key_id);
+    println!(
+        "  records     {} of dtype {}, shape {:?}",
+        s.total_records(),
+        s.dtype.name(),
+        s.shape
+    );
+    println!("  classes     {}", s.classes);
+    if !s.class_names.is_empty() {
+        println!("  class names {}", s.class_names.join(", "));
+    }
+    println!("  splits      {}", split_summary(&header));
+    println!(
+        "  chunks      {} of {} plaintext bytes (+16-byte tag); file {} bytes",
+        header.chunk_count(),
+        header.chunk_size,
+        file_bytes
+    );
+    Ok(())
+}
+
+/// The public header as JSON: what `inspect --json` prints and what the operator may know.
+pub fn header_json(header: &Header, header_bytes: u64, file_bytes: u64) -> serde_json::Value {
+    let s = &header.schema;
+    let splits: serde_json::Map<String, serde_json::Value> = s
+        .splits
+        .iter()
+        .map(|sp| (sp.name.clone(), json!({ "records": sp.records })))
+        .collect();
+    json!({
+        "format_version": FORMAT_VERSION,
+        "dataset_id": hex(&header.dataset_id),
+        "key_id": header.key_id.to_string(),
+        "dtype": s.dtype.name(),
+        "shape": s.shape,
+        "classes": s.classes,
+        "class_names": s.class_names,
+        "splits": splits,
+        "records": s.total_records(),
+        "chunk_size": header.chunk_size,
+        "chunks": header.chunk_count(),
+        "header_bytes": header_bytes,
+        "file_bytes": file_bytes,
+    })
+}
+
+fn verify(key: &Path, file: &Path) -> CliResult {
+    let key = MasterKey::read_file(key)?;
+    let dataset =
+        SealedDataset::open_path(file, &key).map_err(|e| format!("verification failed: {e}"))?;
+    let bar = ui::bar(dataset.chunk_count(), "verifying", "chunks");
+    let report = dataset.verify(|n| bar.set_position(n));
+    bar.finish_and_clear();
+    let report = report.map_err(|e| format!("verification failed: {e}"))?;
+    println!(
+        "ok: {} chunks authenticated, {} records well formed ({})",
+        report.chunks,
+        report.records,
+        split_summary(dataset.header())
+    );
+    Ok(())
+}
+
+/// `train 60000, test 10000`.
+pub fn split_summary(header: &Header) -> String {
+    header
+        .schema
+        .splits
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.records))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

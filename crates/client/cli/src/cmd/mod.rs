@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod dataset;
+pub mod demo;
+pub mod keygen;
+
+/// Errors of the CLI: a message for the user, already naming the problem.
+pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;

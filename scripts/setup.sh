@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what Chiron's build, demo and tests need on a fresh Debian machine with Rust.
+# Sourced by scripts/demo.sh and scripts/test.sh; safe to run again (each step checks first).
+set -euo pipefail
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "setup: need root to run: $*" >&2; return 1; fi
+}
+
+apt_updated=0
+apt_install() {
+  # $1 = a file or command that proves the package is there; the rest = packages.
+  local probe=$1; shift
+  if [ -e "$probe" ] || command -v "$probe" >/dev/null 2>&1; then return 0; fi
+  if [ $apt_updated = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found; install Rust (rustup) first" >&2
+  exit 1
+fi
+
+# Real data for the tests (Fashion-MNIST, MIT licence): never committed, installed here.
+if [ "${CHIRON_SETUP_DATA:-1}" = 1 ]; then
+  apt_install /usr/share/datasets/fashion-mnist dataset-fashion-mnist
+fi

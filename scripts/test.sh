@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, and every test of the workspace, including the ones
+# on real data (installed by scripts/setup.sh; CHIRON_REQUIRE_REAL_DATA makes their absence a
+# failure instead of a skip).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+export CHIRON_REQUIRE_REAL_DATA=1
+
+cargo fmt --all -- --check
+cargo clippy -j2 --workspace --all-targets -q -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run -j2 --workspace --no-fail-fast
+  cargo test -j2 --workspace --doc -q
+else
+  cargo test -j2 --workspace --no-fail-fast
+fi
