@@ -1,7 +1,7 @@
 //! `chiron`: the command-line tool of data owners and service operators.
 //!
 //! Runs on the owner's or operator's own machine, outside any enclave. Today it makes owner keys
-//! and seals, inspects and verifies datasets; `chiron demo` runs everything that exists end to
+//! and seals, inspects and verifies datasets, and verifies TEE evidence; `chiron demo` runs everything that exists end to
 //! end on the embedded digits dataset.
 
 #![forbid(unsafe_code)]
@@ -33,6 +33,9 @@ enum Command {
     /// Seal, inspect and verify datasets.
     #[command(subcommand)]
     Dataset(cmd::dataset::DatasetCommand),
+    /// Verify TEE evidence and measure enclave builds.
+    #[command(subcommand)]
+    Attest(cmd::attest::AttestCommand),
     /// Run the whole flow that exists today on the embedded UCI digits dataset.
     Demo(cmd::demo::DemoArgs),
 }
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keygen { out } => cmd::keygen::run(&out),
         Command::Dataset(c) => cmd::dataset::run(c),
+        Command::Attest(c) => cmd::attest::run(c),
         Command::Demo(args) => cmd::demo::run(&args),
     };
     match result {

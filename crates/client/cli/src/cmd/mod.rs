@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod attest;
 pub mod dataset;
 pub mod demo;
 pub mod keygen;
