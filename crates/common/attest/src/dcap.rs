@@ -28,12 +28,15 @@
 //!   TD_ATTRIBUTES bits set, lacks SEPT_VE_DISABLE, or is bound to service TDs; such quotes
 //!   fail here with [`Error::Rejected`].
 //!
-//! Fetching collateral from a PCCS URL (network) is a separate, optional feature that is not
-//! part of this module: this path links no network stack. Collateral is supplied as JSON, the
-//! serialisation of `dcap_qvl::QuoteCollateralV3` (what a PCCS client produces and what the
-//! `dcap-qvl` sample files hold).
+//! Collateral is supplied as JSON, the serialisation of `dcap_qvl::QuoteCollateralV3` (what a
+//! PCCS client produces and what the `dcap-qvl` sample files hold), or fetched over HTTP(S)
+//! from a PCCS (or Intel's PCS) by [`fetch_collateral`]. Fetching is the optional cargo
+//! feature `pccs`; without it this crate links no HTTP client and no network stack, and
+//! [`fetch_collateral`] only says that the build lacks PCCS support. Where the collateral came
+//! from does not matter to [`verify_quote`]: it trusts only Intel's signatures.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use dcap_qvl::QuoteCollateralV3;
 use dcap_qvl::quote::{EnclaveReport, Quote, Report, TDReport10};
@@ -67,6 +70,65 @@ impl Collateral {
     pub fn to_json(&self) -> Result<Vec<u8>> {
         serde_json::to_vec(&self.inner)
             .map_err(|e| Error::Endorsements(format!("cannot serialise DCAP collateral: {e}")))
+    }
+}
+
+/// Largest response body [`fetch_collateral`] accepts from a PCCS (1 MiB; real ones are a few
+/// KiB, a PCK CRL at most a few hundred).
+pub const PCCS_MAX_RESPONSE_BYTES: u64 = 1 << 20;
+
+/// Whether this build can fetch collateral from a PCCS (the cargo feature `pccs`).
+pub const PCCS_SUPPORTED: bool = cfg!(feature = "pccs");
+
+/// Fetches Intel's collateral for `quote` from the PCCS (or Intel PCS) at `pccs_url`, with the
+/// PCS/PCCS v4 API, as `dcap-qvl`'s own `collateral::CollateralClient::fetch` does:
+///
+/// 1. the PCK certificate chain: from the quote (certification data type 5), or for types 2/3
+///    (encrypted PPID) `GET /sgx/certification/v4/pckcert?qeid=..&encrypted_ppid=..&cpusvn=..
+///    &pcesvn=..&pceid=..` (body: the PCK certificate; header
+///    `SGX-PCK-Certificate-Issuer-Chain`), refusing a certificate for another TCB level
+///    (`SGX-TCBm`); the FMSPC and PCK CA (`processor` or `platform`) come from its leaf;
+/// 2. `GET /sgx/certification/v4/pckcrl?ca={ca}&encoding=der`: the PCK CRL (DER body),
+///    its issuer chain in `SGX-PCK-CRL-Issuer-Chain`;
+/// 3. `GET /{sgx|tdx}/certification/v4/tcb?fmspc={FMSPC}&update=standard` (by the quote's TEE
+///    type): `{"tcbInfo": .., "signature": hex}`, issuer chain in `SGX-TCB-Info-Issuer-Chain`
+///    or `TCB-Info-Issuer-Chain`;
+/// 4. `GET /{sgx|tdx}/certification/v4/qe/identity?update=standard`:
+///    `{"enclaveIdentity": .., "signature": hex}`, issuer chain in
+///    `SGX-Enclave-Identity-Issuer-Chain`;
+/// 5. the root CA CRL: `GET /sgx/certification/v4/rootcacrl` (a PCCS serves it as hex) unless
+///    `pccs_url` is Intel's PCS, which has no such endpoint; failing that, from the CRL
+///    distribution point of the root certificate in the QE identity issuer chain (DER).
+///
+/// Issuer chains arrive URL-encoded (PEM). `pccs_url` is the service's base URL; a trailing
+/// `/` or `/sgx/certification/v4` (`/tdx/...`) is dropped. Plain `http://` is allowed: the
+/// collateral is authenticated by Intel's signatures in [`verify_quote`], not by the channel.
+/// HTTPS is checked against the Mozilla root store (`webpki-roots`); proxies come from the
+/// usual `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` variables.
+///
+/// Every response is limited to [`PCCS_MAX_RESPONSE_BYTES`], and `timeout` bounds all the
+/// requests together, connecting included. Nothing fetched is trusted here: the result must go
+/// through [`verify_quote`] like collateral read from a file.
+///
+/// Errors: [`Error::Malformed`] if the quote cannot be parsed or carries no usable PCK
+/// certificate; [`Error::Endorsements`] naming the URL and the piece (PCK CRL, TCB info, ...)
+/// that could not be fetched or read: an invalid `pccs_url`, connection failure, timeout,
+/// non-2xx status, oversized body, missing header, malformed body. Without the `pccs` feature
+/// it always fails with [`Error::Endorsements`] saying that this build lacks PCCS support.
+pub fn fetch_collateral(pccs_url: &str, quote: &[u8], timeout: Duration) -> Result<Collateral> {
+    crate::policy::check_pccs_url(pccs_url)
+        .map_err(|m| Error::Endorsements(format!("invalid PCCS URL: {m}")))?;
+    #[cfg(feature = "pccs")]
+    {
+        pccs::fetch(pccs_url, quote, timeout).map(|inner| Collateral { inner })
+    }
+    #[cfg(not(feature = "pccs"))]
+    {
+        let _ = (quote, timeout);
+        Err(Error::Endorsements(format!(
+            "cannot fetch DCAP collateral from the PCCS {pccs_url}: this build lacks PCCS support \
+             (chiron-attest without the `pccs` feature); supply the collateral as a file"
+        )))
     }
 }
 
@@ -283,6 +345,440 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// The PCCS client behind [`fetch_collateral`]: blocking `ureq` over rustls (ring), mirroring
+/// the requests and parsing of `dcap-qvl`'s `collateral` module (whose own client needs
+/// `reqwest`, `tokio` and `aws-lc`).
+#[cfg(feature = "pccs")]
+mod pccs {
+    use std::time::{Duration, Instant};
+
+    use dcap_qvl::QuoteCollateralV3;
+    use dcap_qvl::quote::Quote;
+    use serde::Deserialize;
+    use ureq::http::HeaderMap;
+    use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+
+    use super::PCCS_MAX_RESPONSE_BYTES;
+    use crate::policy::parse_hex;
+    use crate::{Error, Result};
+
+    /// Intel's PCS: it has no `rootcacrl` endpoint, so the root CA CRL comes from the CRL
+    /// distribution point of the root certificate.
+    const INTEL_PCS_URL: &str = "https://api.trustedservices.intel.com";
+
+    /// Certification data types (Intel DCAP): encrypted PPID (RSA-2048, RSA-3072), and the
+    /// PCK certificate chain itself.
+    const CERT_ENCRYPTED_PPID_2048: u16 = 2;
+    const CERT_ENCRYPTED_PPID_3072: u16 = 3;
+    const CERT_PCK_CHAIN: u16 = 5;
+
+    /// Redirects followed per request.
+    const MAX_REDIRECTS: u32 = 5;
+
+    #[derive(Deserialize)]
+    struct TcbInfoResponse {
+        #[serde(rename = "tcbInfo")]
+        tcb_info: serde_json::Value,
+        signature: String,
+    }
+
+    #[derive(Deserialize)]
+    struct QeIdentityResponse {
+        #[serde(rename = "enclaveIdentity")]
+        enclave_identity: serde_json::Value,
+        signature: String,
+    }
+
+    /// A successful (2xx) response, its body read within the size limit.
+    struct Fetched {
+        url: String,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    }
+
+    impl Fetched {
+        /// The first of `names` present, URL-decoded (issuer chains arrive percent-encoded).
+        fn header(&self, names: &[&str], what: &str) -> Result<String> {
+            let fail = |m: String| {
+                Error::Endorsements(format!(
+                    "PCCS response for the {what} from {}: {m}",
+                    self.url
+                ))
+            };
+            let value = names
+                .iter()
+                .find_map(|name| self.headers.get(*name))
+                .ok_or_else(|| fail(format!("header {} is missing", names.join(" or "))))?;
+            let value = value
+                .to_str()
+                .map_err(|_| fail(format!("header {} is not ASCII", names.join(" or "))))?;
+            urlencoding::decode(value)
+                .map(|v| v.into_owned())
+                .map_err(|e| {
+                    fail(format!(
+                        "header {} is not URL-encoded UTF-8: {e}",
+                        names.join(" or ")
+                    ))
+                })
+        }
+
+        /// The body as UTF-8 text.
+        fn text(&self, what: &str) -> Result<&str> {
+            std::str::from_utf8(&self.body).map_err(|_| {
+                Error::Endorsements(format!(
+                    "PCCS response for the {what} from {} is not UTF-8 text",
+                    self.url
+                ))
+            })
+        }
+    }
+
+    /// One agent for all requests of a fetch, and the deadline they share (`None`: a timeout
+    /// too long to represent, so none).
+    struct Client {
+        agent: ureq::Agent,
+        deadline: Option<Instant>,
+        timeout: Duration,
+    }
+
+    impl Client {
+        fn new(timeout: Duration) -> Self {
+            let agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(MAX_REDIRECTS)
+                .build()
+                .new_agent();
+            Self {
+                agent,
+                deadline: Instant::now().checked_add(timeout),
+                timeout,
+            }
+        }
+
+        /// GETs `url`; anything but a 2xx response with a body within the limit, in time,
+        /// is an error naming the URL and `what` was being fetched.
+        fn get(&self, url: &str, what: &str) -> Result<Fetched> {
+            let fail =
+                |m: String| Error::Endorsements(format!("cannot fetch the {what} from {url}: {m}"));
+            let remaining = match self.deadline {
+                None => None,
+                Some(deadline) => Some(
+                    deadline
+                        .checked_duration_since(Instant::now())
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            fail(format!(
+                                "out of time ({:?} for the whole collateral)",
+                                self.timeout
+                            ))
+                        })?,
+                ),
+            };
+            let mut response = self
+                .agent
+                .get(url)
+                .config()
+                .timeout_global(remaining)
+                .build()
+                .call()
+                .map_err(|e| fail(e.to_string()))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(fail(format!("HTTP {status}")));
+            }
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(PCCS_MAX_RESPONSE_BYTES)
+                .read_to_vec()
+                .map_err(|e| match e {
+                    ureq::Error::BodyExceedsLimit(_) => fail(format!(
+                        "the response is larger than {PCCS_MAX_RESPONSE_BYTES} bytes"
+                    )),
+                    e => fail(e.to_string()),
+                })?;
+            Ok(Fetched {
+                url: url.to_owned(),
+                headers: response.headers().clone(),
+                body,
+            })
+        }
+    }
+
+    /// The v4 API's URLs for one platform.
+    struct Endpoints {
+        base: String,
+        tee: &'static str,
+    }
+
+    impl Endpoints {
+        fn url(&self, tee: &str, path: &str) -> String {
+            format!("{}/{tee}/certification/v4/{path}", self.base)
+        }
+    }
+
+    /// The service's base URL, as `dcap-qvl` normalises it.
+    fn base_url(pccs_url: &str) -> String {
+        pccs_url
+            .trim_end_matches('/')
+            .trim_end_matches("/sgx/certification/v4")
+            .trim_end_matches("/tdx/certification/v4")
+            .to_owned()
+    }
+
+    pub(super) fn fetch(
+        pccs_url: &str,
+        quote: &[u8],
+        timeout: Duration,
+    ) -> Result<QuoteCollateralV3> {
+        let parsed = Quote::parse(quote)
+            .map_err(|e| Error::Malformed(format!("cannot parse DCAP quote: {e:#}")))?;
+        let client = Client::new(timeout);
+        let endpoints = Endpoints {
+            base: base_url(pccs_url),
+            tee: if parsed.header.is_sgx() { "sgx" } else { "tdx" },
+        };
+
+        let pck_chain = pck_chain(&client, &endpoints, &parsed)?;
+        let (fmspc, ca) = fmspc_and_ca(&pck_chain)?;
+
+        let pck_crl = client.get(
+            &endpoints.url("sgx", &format!("pckcrl?ca={ca}&encoding=der")),
+            "PCK CRL",
+        )?;
+        let pck_crl_issuer_chain = pck_crl.header(&["SGX-PCK-CRL-Issuer-Chain"], "PCK CRL")?;
+
+        let tcb = client.get(
+            &endpoints.url(endpoints.tee, &format!("tcb?fmspc={fmspc}&update=standard")),
+            "TCB info",
+        )?;
+        let tcb_info_issuer_chain = tcb.header(
+            &["SGX-TCB-Info-Issuer-Chain", "TCB-Info-Issuer-Chain"],
+            "TCB info",
+        )?;
+        let tcb_response: TcbInfoResponse = parse_json(&tcb, "TCB info")?;
+
+        let qe = client.get(
+            &endpoints.url(endpoints.tee, "qe/identity?update=standard"),
+            "QE identity",
+        )?;
+        let qe_identity_issuer_chain =
+            qe.header(&["SGX-Enclave-Identity-Issuer-Chain"], "QE identity")?;
+        let qe_response: QeIdentityResponse = parse_json(&qe, "QE identity")?;
+
+        let root_ca_crl = root_ca_crl(&client, &endpoints, &qe_identity_issuer_chain)?;
+
+        Ok(QuoteCollateralV3 {
+            pck_crl_issuer_chain,
+            root_ca_crl,
+            pck_crl: pck_crl.body,
+            tcb_info_issuer_chain,
+            tcb_info: tcb_response.tcb_info.to_string(),
+            tcb_info_signature: signature(&tcb_response.signature, &tcb, "TCB info")?,
+            qe_identity_issuer_chain,
+            qe_identity: qe_response.enclave_identity.to_string(),
+            qe_identity_signature: signature(&qe_response.signature, &qe, "QE identity")?,
+            pck_certificate_chain: Some(pck_chain),
+        })
+    }
+
+    fn parse_json<T: for<'de> Deserialize<'de>>(fetched: &Fetched, what: &str) -> Result<T> {
+        serde_json::from_slice(&fetched.body).map_err(|e| {
+            Error::Endorsements(format!(
+                "PCCS response for the {what} from {} is not the expected JSON: {e}",
+                fetched.url
+            ))
+        })
+    }
+
+    fn signature(hex: &str, fetched: &Fetched, what: &str) -> Result<Vec<u8>> {
+        parse_hex(hex).ok_or_else(|| {
+            Error::Endorsements(format!(
+                "PCCS response for the {what} from {}: the signature is not hex",
+                fetched.url
+            ))
+        })
+    }
+
+    /// The quote's PCK certificate chain (PEM, leaf first): carried in the quote, or fetched
+    /// with the encrypted PPID it carries instead.
+    fn pck_chain(client: &Client, endpoints: &Endpoints, quote: &Quote) -> Result<String> {
+        match quote.inner_cert_type() {
+            CERT_PCK_CHAIN => Ok(String::from_utf8_lossy(quote.inner_cert_data()).into_owned()),
+            CERT_ENCRYPTED_PPID_2048 | CERT_ENCRYPTED_PPID_3072 => {
+                fetch_pck_certificate(client, endpoints, quote)
+            }
+            other => Err(Error::Malformed(format!(
+                "DCAP quote: certification data type {other} is not supported for fetching \
+                 collateral (expecting 5, a PCK certificate chain, or 2/3, an encrypted PPID)"
+            ))),
+        }
+    }
+
+    /// `pckcert` by encrypted PPID. A PCCS answers with the certificate of the best TCB level
+    /// registered for the platform (`SGX-TCBm`); one for another level than the quote's means
+    /// the platform's current TCB was never registered, and is refused as `dcap-qvl` does.
+    fn fetch_pck_certificate(
+        client: &Client,
+        endpoints: &Endpoints,
+        quote: &Quote,
+    ) -> Result<String> {
+        let params = quote
+            .encrypted_ppid_params()
+            .map_err(|e| Error::Malformed(format!("DCAP quote: {e:#}")))?;
+        let upper = |bytes: &[u8]| crate::hex(bytes).to_ascii_uppercase();
+        let url = endpoints.url(
+            "sgx",
+            &format!(
+                "pckcert?qeid={}&encrypted_ppid={}&cpusvn={}&pcesvn={}&pceid={}",
+                upper(quote.qeid()),
+                upper(&params.encrypted_ppid),
+                upper(&params.cpusvn),
+                upper(&params.pcesvn.to_le_bytes()),
+                upper(&params.pceid),
+            ),
+        );
+        let what = "PCK certificate";
+        let fetched = client.get(&url, what)?;
+        if let Some(tcbm) = fetched.headers.get("SGX-TCBm") {
+            let bad = || {
+                Error::Endorsements(format!(
+                    "PCCS response for the {what} from {url}: header SGX-TCBm is not 18 bytes of hex"
+                ))
+            };
+            let tcbm = tcbm.to_str().ok().and_then(parse_hex).ok_or_else(bad)?;
+            let (cpusvn, pcesvn) = match (tcbm.get(..16), tcbm.get(16..18), tcbm.len()) {
+                (Some(cpusvn), Some(&[lo, hi]), 18) => (cpusvn, u16::from_le_bytes([lo, hi])),
+                _ => return Err(bad()),
+            };
+            if cpusvn != params.cpusvn || pcesvn != params.pcesvn {
+                return Err(Error::Endorsements(format!(
+                    "the PCCS {} has no PCK certificate for the quote's TCB level (cpusvn {}, \
+                     pcesvn {}), only for cpusvn {}, pcesvn {pcesvn}: the platform's current TCB \
+                     was not registered with Intel (re-run MPA registration)",
+                    endpoints.base,
+                    crate::hex(&params.cpusvn),
+                    params.pcesvn,
+                    crate::hex(cpusvn),
+                )));
+            }
+        }
+        let issuer_chain = fetched.header(&["SGX-PCK-Certificate-Issuer-Chain"], what)?;
+        let leaf = fetched.text(what)?;
+        Ok(format!("{leaf}\n{issuer_chain}"))
+    }
+
+    /// DER of each certificate of a PEM chain, in order.
+    fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
+        x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+            .map_while(|p| p.ok())
+            .filter(|p| p.label == "CERTIFICATE")
+            .map(|p| p.contents)
+            .collect()
+    }
+
+    /// FMSPC (upper-case hex) and PCK CA (`processor` / `platform`) of the chain's leaf.
+    fn fmspc_and_ca(pck_chain: &str) -> Result<(String, &'static str)> {
+        let certs = pem_certificates(pck_chain);
+        let leaf = certs.first().ok_or_else(|| {
+            Error::Malformed("DCAP quote: the PCK certificate chain holds no certificate".into())
+        })?;
+        let extension = dcap_qvl::intel::parse_pck_extension(leaf)
+            .map_err(|e| Error::Malformed(format!("DCAP quote: PCK certificate: {e:#}")))?;
+        let ca = dcap_qvl::intel::pck_ca(leaf)
+            .map_err(|e| Error::Malformed(format!("DCAP quote: PCK certificate: {e:#}")))?;
+        Ok((
+            crate::hex(&extension.fmspc).to_ascii_uppercase(),
+            ca.as_id_str(),
+        ))
+    }
+
+    /// The root CA CRL: from the PCCS (hex), or else from the CRL distribution point of the
+    /// root certificate ending the QE identity issuer chain (DER).
+    fn root_ca_crl(
+        client: &Client,
+        endpoints: &Endpoints,
+        qe_identity_issuer_chain: &str,
+    ) -> Result<Vec<u8>> {
+        let what = "root CA CRL";
+        let mut pccs_failure = None;
+        if !endpoints.base.starts_with(INTEL_PCS_URL) {
+            match client.get(&endpoints.url("sgx", "rootcacrl"), what) {
+                Ok(fetched) => {
+                    // A PCCS serves the DER CRL hex-encoded.
+                    return fetched.text(what).ok().and_then(parse_hex).ok_or_else(|| {
+                        Error::Endorsements(format!(
+                            "PCCS response for the {what} from {} is not hex",
+                            fetched.url
+                        ))
+                    });
+                }
+                Err(e) => pccs_failure = Some(e),
+            }
+        }
+        let fallback = || -> Result<Vec<u8>> {
+            let certs = pem_certificates(qe_identity_issuer_chain);
+            let root = certs.last().ok_or_else(|| {
+                Error::Endorsements(format!(
+                    "cannot locate the {what}: the QE identity issuer chain holds no certificate"
+                ))
+            })?;
+            let url = crl_distribution_point(root).ok_or_else(|| {
+                Error::Endorsements(format!(
+                    "cannot locate the {what}: the root certificate of the QE identity issuer \
+                     chain names no CRL distribution point"
+                ))
+            })?;
+            Ok(client.get(&url, what)?.body)
+        };
+        fallback().map_err(|e| match pccs_failure {
+            Some(first) => Error::Endorsements(format!("{first}; and then {e}")),
+            None => e,
+        })
+    }
+
+    /// The first URI of a certificate's CRL distribution points.
+    fn crl_distribution_point(cert_der: &[u8]) -> Option<String> {
+        let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+        cert.extensions()
+            .iter()
+            .find_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::CRLDistributionPoints(points) => {
+                    points
+                        .points
+                        .iter()
+                        .find_map(|point| match &point.distribution_point {
+                            Some(DistributionPointName::FullName(names)) => {
+                                names.iter().find_map(|name| match name {
+                                    GeneralName::URI(uri) => Some((*uri).to_owned()),
+                                    _ => None,
+                                })
+                            }
+                            _ => None,
+                        })
+                }
+                _ => None,
+            })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::base_url;
+
+        #[test]
+        fn normalises_the_base_url_as_dcap_qvl_does() {
+            for url in [
+                "https://pccs.example.com",
+                "https://pccs.example.com/",
+                "https://pccs.example.com/sgx/certification/v4",
+                "https://pccs.example.com/tdx/certification/v4/",
+            ] {
+                assert_eq!(base_url(url), "https://pccs.example.com");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,8 @@ struct PolicyFile {
     sim_platform_ids: Vec<String>,
     #[serde(default)]
     snp_min_tcb: Option<SnpMinTcb>,
+    #[serde(default)]
+    pccs_url: Option<String>,
 }
 
 /// A parsed, validated policy.
@@ -80,6 +82,12 @@ pub struct Policy {
     pub sim_platform_ids: BTreeSet<Vec<u8>>,
     /// Minimum SEV-SNP reported TCB.
     pub snp_min_tcb: Option<SnpMinTcb>,
+    /// Where to fetch DCAP collateral for SGX/TDX quotes when none is supplied: a PCCS (or
+    /// Intel's PCS) base URL, `http://` or `https://`. Only data: what the collateral says is
+    /// trusted because Intel signed it, not because of where it came from. Fetching needs a
+    /// build with the `pccs` feature ([`crate::dcap::fetch_collateral`]); a build without it
+    /// still parses this field and fails clearly if asked to fetch.
+    pub pccs_url: Option<String>,
 }
 
 impl Policy {
@@ -123,6 +131,9 @@ impl Policy {
                 })
                 .collect::<Result<_>>()?,
         };
+        if let Some(url) = &file.pccs_url {
+            check_pccs_url(url).map_err(|m| bad(format!("`pccs_url`: {m}")))?;
+        }
         Ok(Policy {
             backends,
             measurements,
@@ -136,6 +147,7 @@ impl Policy {
                 .map(|d| d.saturating_mul(86_400)),
             sim_platform_ids: parse_hex_set(&file.sim_platform_ids, "sim_platform_ids")?,
             snp_min_tcb: file.snp_min_tcb,
+            pccs_url: file.pccs_url,
         })
     }
 
@@ -159,6 +171,7 @@ impl Policy {
             max_collateral_age_secs: None,
             sim_platform_ids: BTreeSet::new(),
             snp_min_tcb: None,
+            pccs_url: None,
         }
     }
 
@@ -293,6 +306,47 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// Checks that `url` can name a PCCS: an absolute `http://` or `https://` URL with a host, no
+/// user info, no fragment, and nothing but printable ASCII (so that it cannot smuggle
+/// whitespace or control characters into requests or error messages). The error says what is
+/// wrong with it.
+pub fn check_pccs_url(url: &str) -> std::result::Result<(), String> {
+    if url.is_empty() {
+        return Err("the URL is empty".into());
+    }
+    if let Some(c) = url.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!("{url:?} contains the character {c:?}"));
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(format!(
+            "{url:?} carries user info; name the PCCS host only"
+        ));
+    }
+    if url.contains('#') {
+        return Err(format!("{url:?} has a fragment"));
+    }
+    let host = match authority.strip_prefix('[') {
+        // An IPv6 literal: `[addr]` or `[addr]:port`.
+        Some(v6) => v6.split_once(']').map(|(addr, _)| addr).unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} names no host"));
+    }
+    if let Some((_, port)) = authority.rsplit_once(':')
+        && !authority.ends_with(']')
+        && !port.parse::<u16>().is_ok_and(|p| p != 0)
+    {
+        return Err(format!("{url:?} has an invalid port"));
+    }
+    Ok(())
 }
 
 fn parse_hex_set(list: &[String], field: &str) -> Result<BTreeSet<Vec<u8>>> {

@@ -1,11 +1,11 @@
 //! `chiron attest verify | measure`.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chiron_attest::dcap::Collateral;
+use chiron_attest::dcap::{self, Collateral};
 use chiron_attest::snp::SnpCertificates;
-use chiron_attest::{Endorsements, Evidence, Policy, hex, sim};
+use chiron_attest::{Backend, Endorsements, Evidence, Policy, hex, sim};
 use clap::Subcommand;
 
 use super::CliResult;
@@ -17,6 +17,8 @@ pub enum AttestCommand {
     ///
     /// Without --policy only the evidence itself is checked (signatures, certificate chains,
     /// collateral valid at the given time); with --policy the claims must also satisfy it.
+    /// An SGX/TDX quote without --collateral has its collateral fetched from --pccs, or else
+    /// from the policy's `pccs_url`.
     Verify {
         /// The evidence: raw bytes, or hex text.
         #[arg(long)]
@@ -24,6 +26,10 @@ pub enum AttestCommand {
         /// DCAP collateral (JSON, as PCCS serves it) for SGX and TDX quotes.
         #[arg(long)]
         collateral: Option<PathBuf>,
+        /// Fetch DCAP collateral from this PCCS (or Intel PCS) base URL when --collateral is
+        /// not given; overrides the policy's `pccs_url`.
+        #[arg(long, value_name = "URL", value_parser = parse_pccs_url)]
+        pccs: Option<String>,
         /// Folder holding the ARK, ASK and VCEK certificates for an SEV-SNP report.
         #[arg(long)]
         certs: Option<PathBuf>,
@@ -53,6 +59,7 @@ pub fn run(command: AttestCommand) -> CliResult {
         AttestCommand::Verify {
             evidence,
             collateral,
+            pccs,
             certs,
             at,
             policy,
@@ -60,6 +67,7 @@ pub fn run(command: AttestCommand) -> CliResult {
         } => verify(
             &evidence,
             collateral.as_deref(),
+            pccs.as_deref(),
             certs.as_deref(),
             at,
             policy.as_deref(),
@@ -67,6 +75,13 @@ pub fn run(command: AttestCommand) -> CliResult {
         ),
         AttestCommand::Measure { path, config } => measure(&path, config.as_deref()),
     }
+}
+
+/// Time limit for fetching all of a quote's collateral from a PCCS.
+const PCCS_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn parse_pccs_url(url: &str) -> Result<String, String> {
+    chiron_attest::policy::check_pccs_url(url).map(|()| url.to_owned())
 }
 
 fn read(path: &Path) -> CliResult<Vec<u8>> {
@@ -87,25 +102,33 @@ fn read_evidence(path: &Path) -> CliResult<Vec<u8>> {
 fn verify(
     evidence: &Path,
     collateral: Option<&Path>,
+    pccs: Option<&str>,
     certs: Option<&Path>,
     at: Option<u64>,
-    policy: Option<&Path>,
+    policy_path: Option<&Path>,
     json: bool,
 ) -> CliResult {
     let evidence = Evidence::detect(read_evidence(evidence)?)?;
+    let policy = policy_path.map(Policy::load).transpose()?;
+    let pccs = pccs.or_else(|| policy.as_ref().and_then(|p| p.pccs_url.as_deref()));
+    let dcap = match (collateral, pccs) {
+        (Some(p), _) => Some(Collateral::from_json(&read(p)?)?),
+        (None, Some(url)) if matches!(evidence.backend, Backend::Sgx | Backend::Tdx) => {
+            eprintln!("fetching DCAP collateral from {url}");
+            Some(dcap::fetch_collateral(url, &evidence.bytes, PCCS_TIMEOUT)?)
+        }
+        (None, _) => None,
+    };
     let endorsements = Endorsements {
-        dcap: match collateral {
-            Some(p) => Some(Collateral::from_json(&read(p)?)?),
-            None => None,
-        },
+        dcap,
         snp: certs.map(SnpCertificates::from_dir).transpose()?,
     };
     let now = match at {
         Some(t) => t,
         None => SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
     };
-    let claims = match policy {
-        Some(p) => chiron_attest::verify(&evidence, &endorsements, &Policy::load(p)?, now)?,
+    let claims = match &policy {
+        Some(p) => chiron_attest::verify(&evidence, &endorsements, p, now)?,
         None => chiron_attest::verify_evidence(&evidence, &endorsements, now)?,
     };
     if json {
