@@ -15,3 +15,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test -j2 --workspace --no-fail-fast
 fi
+# The enclave links chiron-attest without the `pccs` feature (no HTTP client); the workspace run
+# above unifies features with the CLI, so check that build on its own too.
+cargo test -j2 -p chiron-attest --test pccs -q
