@@ -1,6 +1,6 @@
-//! The engine's public, handle-based API. (Skeleton: signatures fixed, bodies being written.)
-
-use std::sync::Arc;
+//! The engine's public types: handles, the fixed error codes, configuration records and the
+//! [`RecordSource`] trait. They mirror the `chiron:trainer` WIT world one to one; the
+//! [`Engine`](crate::Engine) methods that use them live in `engine.rs` and its sibling modules.
 
 /// Handle of a tensor owned by the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -193,100 +193,4 @@ pub trait RecordSource: Send + Sync {
         features: &mut Vec<f32>,
         labels: &mut Vec<f32>,
     ) -> Result<()>;
-}
-
-/// One engine instance: its tensors, parameters, gradients, optimizers and generator.
-pub struct Engine {
-    _config: EngineConfig,
-    _data: Option<Arc<dyn RecordSource>>,
-}
-
-macro_rules! skeleton {
-    () => {
-        Err(EngineError::NotAllowed)
-    };
-}
-
-#[allow(unused_variables, missing_docs)]
-impl Engine {
-    /// A fresh engine with no data attached (prediction) .
-    pub fn new(config: EngineConfig) -> Self {
-        Self {
-            _config: config,
-            _data: None,
-        }
-    }
-    /// Attaches the training data (training jobs only; prediction engines have none).
-    pub fn with_data(mut self, data: Arc<dyn RecordSource>) -> Self {
-        self._data = Some(data);
-        self
-    }
-
-    // --- tensor resource ---
-    pub fn from_data(&mut self, shape: &[u32], data: &[f32]) -> Result<TensorId> { skeleton!() }
-    pub fn full(&mut self, shape: &[u32], value: f32) -> Result<TensorId> { skeleton!() }
-    pub fn shape(&self, x: TensorId) -> Result<Vec<u32>> { skeleton!() }
-    pub fn item(&self, x: TensorId) -> Result<f32> { skeleton!() }
-    pub fn to_vec(&self, x: TensorId) -> Result<Vec<f32>> { skeleton!() }
-    /// Frees a tensor (the guest dropped its handle). Unknown ids are ignored.
-    pub fn release(&mut self, x: TensorId) {}
-    /// Live tensors and their bytes (for tests and accounting).
-    pub fn live(&self) -> (u32, u64) { (0, 0) }
-
-    // --- tensor ops ---
-    pub fn add(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn sub(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn mul(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn div(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn affine(&mut self, a: TensorId, scale: f32, shift: f32) -> Result<TensorId> { skeleton!() }
-    pub fn matmul(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn linear(&mut self, x: TensorId, weight: TensorId, bias: Option<TensorId>) -> Result<TensorId> { skeleton!() }
-    pub fn conv2d(&mut self, x: TensorId, weight: TensorId, bias: Option<TensorId>, options: Conv2dOptions) -> Result<TensorId> { skeleton!() }
-    pub fn max_pool2d(&mut self, x: TensorId, options: Pool2dOptions) -> Result<TensorId> { skeleton!() }
-    pub fn avg_pool2d(&mut self, x: TensorId, options: Pool2dOptions) -> Result<TensorId> { skeleton!() }
-    pub fn adaptive_avg_pool2d(&mut self, x: TensorId, output: [u32; 2]) -> Result<TensorId> { skeleton!() }
-    #[allow(clippy::too_many_arguments)]
-    pub fn batch_norm(&mut self, x: TensorId, gamma: TensorId, beta: TensorId, running_mean: TensorId, running_var: TensorId, training: bool, momentum: f32, eps: f32) -> Result<TensorId> { skeleton!() }
-    pub fn dropout(&mut self, x: TensorId, p: f32, training: bool) -> Result<TensorId> { skeleton!() }
-    pub fn relu(&mut self, x: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn gelu(&mut self, x: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn sigmoid(&mut self, x: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn tanh(&mut self, x: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn softmax(&mut self, x: TensorId, axis: u32) -> Result<TensorId> { skeleton!() }
-    pub fn log_softmax(&mut self, x: TensorId, axis: u32) -> Result<TensorId> { skeleton!() }
-    pub fn cross_entropy(&mut self, logits: TensorId, labels: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn mse(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn reshape(&mut self, x: TensorId, shape: &[i32]) -> Result<TensorId> { skeleton!() }
-    pub fn flatten(&mut self, x: TensorId, start: u32) -> Result<TensorId> { skeleton!() }
-    pub fn transpose(&mut self, x: TensorId, axis0: u32, axis1: u32) -> Result<TensorId> { skeleton!() }
-    pub fn concat(&mut self, xs: &[TensorId], axis: u32) -> Result<TensorId> { skeleton!() }
-    pub fn mean(&mut self, x: TensorId, axis: Option<u32>, keep: bool) -> Result<TensorId> { skeleton!() }
-    pub fn sum(&mut self, x: TensorId, axis: Option<u32>, keep: bool) -> Result<TensorId> { skeleton!() }
-    pub fn argmax(&mut self, x: TensorId, axis: u32) -> Result<TensorId> { skeleton!() }
-    pub fn detach(&mut self, x: TensorId) -> Result<TensorId> { skeleton!() }
-    pub fn normalize_channels(&mut self, x: TensorId, mean: &[f32], std: &[f32]) -> Result<TensorId> { skeleton!() }
-
-    // --- nn ---
-    pub fn parameter(&mut self, shape: &[u32], init: Init, fan_in: u32, fan_out: u32) -> Result<TensorId> { skeleton!() }
-    pub fn buffer(&mut self, shape: &[u32], value: f32) -> Result<TensorId> { skeleton!() }
-    pub fn backward(&mut self, loss: TensorId) -> Result<()> { skeleton!() }
-
-    // --- optim ---
-    pub fn sgd(&mut self, params: &[TensorId], lr: LrConfig, config: SgdConfig) -> Result<OptimizerId> { skeleton!() }
-    pub fn adam(&mut self, params: &[TensorId], lr: LrConfig, config: AdamConfig) -> Result<OptimizerId> { skeleton!() }
-    pub fn step(&mut self, optimizer: OptimizerId) -> Result<()> { skeleton!() }
-    pub fn zero_grad(&mut self, optimizer: OptimizerId) {}
-    pub fn learning_rate(&self, optimizer: OptimizerId) -> f32 { 0.0 }
-    pub fn release_optimizer(&mut self, optimizer: OptimizerId) {}
-    /// Optimizer steps taken so far (all optimizers), checked against `max_steps`.
-    pub fn steps_taken(&self) -> u64 { 0 }
-
-    // --- data ---
-    pub fn schema(&self) -> Result<DataSchema> { skeleton!() }
-    pub fn shuffled(&mut self, split: &str, epoch: u32) -> Result<Vec<u64>> { skeleton!() }
-    pub fn batch(&mut self, split: &str, indices: &[u64], normalize: Option<&Normalize>, augment: Option<Augment>) -> Result<(TensorId, TensorId)> { skeleton!() }
-
-    // --- model ---
-    /// Named copies of tensors' values for sealing (the runtime serialises them as safetensors).
-    pub fn export_named(&self, tensors: &[(String, TensorId)]) -> Result<Vec<(String, Vec<u32>, Vec<f32>)>> { skeleton!() }
 }

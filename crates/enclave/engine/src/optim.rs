@@ -1,0 +1,390 @@
+//! Optimizers (SGD with momentum / Nesterov / weight decay, Adam, AdamW) and learning-rate
+//! schedules, applied to the parameters' values outside autodiff.
+//!
+//! The update runs as one fused pass over each parameter's values (PyTorch's formulas, in
+//! f32), then the parameter's handle is given a fresh leaf tensor holding the new values: its
+//! id stays the same, graphs built from the old value are not affected.
+
+use std::collections::HashSet;
+
+use crate::api::{
+    AdamConfig, EngineError, LrConfig, OptimizerId, Result, Schedule, SgdConfig, TensorId,
+};
+use crate::dynt::{Dyn, dyn_map};
+use crate::engine::{Engine, Role};
+
+/// Most optimizers one engine may hold at once.
+pub const MAX_OPTIMIZERS: usize = 1024;
+
+/// Which update rule.
+#[derive(Clone, Copy, Debug)]
+enum Rule {
+    Sgd(SgdConfig),
+    Adam(AdamConfig),
+}
+
+/// One optimizer: its parameters, rule, schedule, step count and per-parameter state.
+pub(crate) struct Optimizer {
+    params: Vec<TensorId>,
+    lr: LrConfig,
+    rule: Rule,
+    /// Steps this optimizer has taken (drives the schedule and Adam's bias correction).
+    t: u64,
+    /// Per parameter (same order as `params`): momentum buffer (SGD) or first and second
+    /// moments (Adam), created at the first step that has a gradient.
+    state: Vec<Vec<Vec<f32>>>,
+    /// Bytes reserved for `state` (counted in the engine's live bytes from creation).
+    state_bytes: u64,
+}
+
+/// The learning rate of step `t` (0-based) under `lr`:
+/// - warm-up: for `t < warmup`, `base · t / warmup` (linear from 0);
+/// - then with `s = t − warmup`: constant `base`; step `base · gamma^⌊s / every⌋`; cosine
+///   `min_lr + (base − min_lr) · (1 + cos(π · min(s, total) / total)) / 2`.
+pub fn learning_rate_at(lr: &LrConfig, t: u64) -> f32 {
+    let base = f64::from(lr.base);
+    if t < lr.warmup {
+        return (base * t as f64 / lr.warmup as f64) as f32;
+    }
+    let s = t - lr.warmup;
+    let v = match lr.schedule {
+        Schedule::Constant => base,
+        Schedule::Step { every, gamma } => {
+            let k = s / every.max(1);
+            base * f64::from(gamma).powf(k as f64)
+        }
+        Schedule::Cosine { total, min_lr } => {
+            let total = total.max(1);
+            let p = s.min(total) as f64 / total as f64;
+            let min = f64::from(min_lr);
+            min + (base - min) * (1.0 + (std::f64::consts::PI * p).cos()) / 2.0
+        }
+    };
+    v as f32
+}
+
+fn finite_nonneg(x: f32) -> bool {
+    x.is_finite() && x >= 0.0
+}
+
+fn check_lr(lr: &LrConfig) -> Result<()> {
+    let ok = finite_nonneg(lr.base)
+        && match lr.schedule {
+            Schedule::Constant => true,
+            Schedule::Step { every, gamma } => every >= 1 && gamma.is_finite() && gamma > 0.0,
+            Schedule::Cosine { total, min_lr } => total >= 1 && finite_nonneg(min_lr),
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidArgument)
+    }
+}
+
+impl Engine {
+    fn create_optimizer(
+        &mut self,
+        params: &[TensorId],
+        lr: LrConfig,
+        rule: Rule,
+        buffers: u64,
+    ) -> Result<OptimizerId> {
+        check_lr(&lr)?;
+        let mut seen = HashSet::new();
+        let mut bytes: u64 = 0;
+        for p in params {
+            let e = self.entry(*p)?;
+            if e.role != Role::Parameter || !seen.insert(p.0) {
+                return Err(EngineError::InvalidArgument);
+            }
+            bytes = e
+                .bytes
+                .checked_mul(buffers)
+                .and_then(|b| b.checked_add(bytes))
+                .ok_or(EngineError::ResourceExhausted)?;
+        }
+        if self.optimizers.len() >= MAX_OPTIMIZERS || self.next_optimizer == u32::MAX {
+            return Err(EngineError::ResourceExhausted);
+        }
+        self.reserve(0, bytes)?;
+        self.live_bytes += bytes;
+        let id = self.next_optimizer;
+        self.next_optimizer += 1;
+        self.optimizers.insert(
+            id,
+            Optimizer {
+                params: params.to_vec(),
+                lr,
+                rule,
+                t: 0,
+                state: vec![Vec::new(); params.len()],
+                state_bytes: bytes,
+            },
+        );
+        Ok(OptimizerId(id))
+    }
+
+    /// SGD over `params` (parameters, each once; `InvalidArgument` otherwise). PyTorch's rule:
+    /// `g ← grad + wd·p`; with momentum `b ← μ·b + g` (`b = g` at the first step) and
+    /// `g ← g + μ·b` (Nesterov) or `g ← b`; `p ← p − lr·g`. `momentum` in `[0, 1)`,
+    /// Nesterov needs momentum > 0, `weight_decay` ≥ 0. The momentum buffers are counted in the
+    /// memory budget from creation.
+    pub fn sgd(
+        &mut self,
+        params: &[TensorId],
+        lr: LrConfig,
+        config: SgdConfig,
+    ) -> Result<OptimizerId> {
+        let SgdConfig {
+            momentum,
+            nesterov,
+            weight_decay,
+        } = config;
+        if !(finite_nonneg(momentum) && momentum < 1.0)
+            || (nesterov && momentum == 0.0)
+            || !finite_nonneg(weight_decay)
+        {
+            return Err(EngineError::InvalidArgument);
+        }
+        let buffers = u64::from(momentum > 0.0);
+        self.create_optimizer(params, lr, Rule::Sgd(config), buffers)
+    }
+
+    /// Adam or AdamW (`decoupled`) over `params`, PyTorch's rule: with `t` the step number
+    /// from 1, `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
+    /// `p ← p − lr · (m / (1−β₁ᵗ)) / (√(v / (1−β₂ᵗ)) + ε)`; weight decay adds `wd·p` to `g`
+    /// (Adam) or first scales `p` by `1 − lr·wd` (AdamW). Betas in `[0, 1)`, `eps` > 0,
+    /// `weight_decay` ≥ 0.
+    pub fn adam(
+        &mut self,
+        params: &[TensorId],
+        lr: LrConfig,
+        config: AdamConfig,
+    ) -> Result<OptimizerId> {
+        let AdamConfig {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            ..
+        } = config;
+        let beta_ok = |b: f32| finite_nonneg(b) && b < 1.0;
+        let valid = beta_ok(beta1)
+            && beta_ok(beta2)
+            && eps.is_finite()
+            && eps > 0.0
+            && finite_nonneg(weight_decay);
+        if !valid {
+            return Err(EngineError::InvalidArgument);
+        }
+        self.create_optimizer(params, lr, Rule::Adam(config), 2)
+    }
+
+    /// Applies one update to every parameter of `optimizer` that has a gradient, consuming the
+    /// gradients. Counts against the step budget: `BudgetExhausted` once `max_steps` steps
+    /// were taken (nothing changes then). Released parameters are skipped.
+    pub fn step(&mut self, optimizer: OptimizerId) -> Result<()> {
+        if !self.optimizers.contains_key(&optimizer.0) {
+            return Err(EngineError::ResourceExhausted);
+        }
+        if self.steps >= self.config.max_steps {
+            return Err(EngineError::BudgetExhausted);
+        }
+        self.steps += 1;
+        self.pooled(|e| e.apply_step(optimizer.0))
+    }
+
+    fn apply_step(&mut self, opt_id: u32) -> Result<()> {
+        let Some(mut opt) = self.optimizers.remove(&opt_id) else {
+            return Err(EngineError::ResourceExhausted);
+        };
+        let lr = learning_rate_at(&opt.lr, opt.t);
+        opt.t += 1;
+        let t = opt.t;
+        let result = (|| {
+            for (i, &p) in opt.params.iter().enumerate() {
+                let Some(entry) = self.tensors.get(&p.0) else {
+                    opt.state[i] = Vec::new();
+                    continue;
+                };
+                let Some((grad, gbytes)) = self.grads.remove(&p.0) else {
+                    continue;
+                };
+                self.live_bytes = self.live_bytes.saturating_sub(gbytes);
+                let dims = entry.value.dims();
+                let mut pv = entry.value.to_vec().ok_or(EngineError::InvalidArgument)?;
+                let gv = grad.to_vec().ok_or(EngineError::InvalidArgument)?;
+                if gv.len() != pv.len() {
+                    return Err(EngineError::InvalidShape);
+                }
+                let state = &mut opt.state[i];
+                match opt.rule {
+                    Rule::Sgd(c) => sgd_update(&mut pv, &gv, state, lr, c),
+                    Rule::Adam(c) => adam_update(&mut pv, &gv, state, lr, t, c),
+                }
+                let leaf = Dyn::from_vec(pv, &dims, &self.device);
+                let leaf = dyn_map!(leaf, x => x.require_grad());
+                if let Some(entry) = self.tensors.get_mut(&p.0) {
+                    entry.value = leaf;
+                }
+            }
+            Ok(())
+        })();
+        self.optimizers.insert(opt_id, opt);
+        result
+    }
+
+    /// Drops the stored gradients of `optimizer`'s parameters. Unknown ids are ignored.
+    pub fn zero_grad(&mut self, optimizer: OptimizerId) {
+        let Some(opt) = self.optimizers.get(&optimizer.0) else {
+            return;
+        };
+        for p in &opt.params {
+            if let Some((_, bytes)) = self.grads.remove(&p.0) {
+                self.live_bytes = self.live_bytes.saturating_sub(bytes);
+            }
+        }
+    }
+
+    /// The learning rate the next `step` of `optimizer` will use (0 for an unknown id).
+    pub fn learning_rate(&self, optimizer: OptimizerId) -> f32 {
+        self.optimizers
+            .get(&optimizer.0)
+            .map_or(0.0, |o| learning_rate_at(&o.lr, o.t))
+    }
+
+    /// Frees an optimizer and its state. Unknown ids are ignored.
+    pub fn release_optimizer(&mut self, optimizer: OptimizerId) {
+        if let Some(o) = self.optimizers.remove(&optimizer.0) {
+            self.live_bytes = self.live_bytes.saturating_sub(o.state_bytes);
+        }
+    }
+
+    /// Optimizer steps taken so far (all optimizers), checked against `max_steps`.
+    pub fn steps_taken(&self) -> u64 {
+        self.steps
+    }
+}
+
+/// One SGD update of `p` in place.
+fn sgd_update(p: &mut [f32], g: &[f32], state: &mut Vec<Vec<f32>>, lr: f32, c: SgdConfig) {
+    let SgdConfig {
+        momentum: mu,
+        nesterov,
+        weight_decay: wd,
+    } = c;
+    if mu == 0.0 {
+        for (p, &g) in p.iter_mut().zip(g) {
+            let d = g + wd * *p;
+            *p -= lr * d;
+        }
+        return;
+    }
+    let first = state.is_empty();
+    if first {
+        state.push(vec![0.0; p.len()]);
+    }
+    let Some(buf) = state.first_mut() else {
+        return;
+    };
+    for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+        let d = g + wd * *p;
+        *b = if first { d } else { mu * *b + d };
+        let step = if nesterov { d + mu * *b } else { *b };
+        *p -= lr * step;
+    }
+}
+
+/// One Adam / AdamW update of `p` in place; `t` counts from 1.
+fn adam_update(
+    p: &mut [f32],
+    g: &[f32],
+    state: &mut Vec<Vec<f32>>,
+    lr: f32,
+    t: u64,
+    c: AdamConfig,
+) {
+    let AdamConfig {
+        beta1: b1,
+        beta2: b2,
+        eps,
+        weight_decay: wd,
+        decoupled,
+    } = c;
+    if state.len() < 2 {
+        *state = vec![vec![0.0; p.len()], vec![0.0; p.len()]];
+    }
+    let [m, v] = &mut state[..] else {
+        return;
+    };
+    let ti = i32::try_from(t).unwrap_or(i32::MAX);
+    let bc1 = 1.0 - f64::from(b1).powi(ti);
+    let bc2 = 1.0 - f64::from(b2).powi(ti);
+    let step_size = (f64::from(lr) / bc1) as f32;
+    let bc2_sqrt = bc2.sqrt() as f32;
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let mut g = g;
+        if decoupled {
+            *p *= 1.0 - lr * wd;
+        } else {
+            g += wd * *p;
+        }
+        *m = b1 * *m + (1.0 - b1) * g;
+        *v = b2 * *v + (1.0 - b2) * g * g;
+        let denom = v.sqrt() / bc2_sqrt + eps;
+        *p -= step_size * *m / denom;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lr(schedule: Schedule, warmup: u64) -> LrConfig {
+        LrConfig {
+            base: 0.1,
+            schedule,
+            warmup,
+        }
+    }
+
+    #[test]
+    fn schedules() {
+        let c = lr(Schedule::Constant, 0);
+        assert_eq!(learning_rate_at(&c, 0), 0.1);
+        assert_eq!(learning_rate_at(&c, 1000), 0.1);
+        let s = lr(
+            Schedule::Step {
+                every: 10,
+                gamma: 0.5,
+            },
+            0,
+        );
+        assert_eq!(learning_rate_at(&s, 9), 0.1);
+        assert!((learning_rate_at(&s, 10) - 0.05).abs() < 1e-7);
+        assert!((learning_rate_at(&s, 25) - 0.025).abs() < 1e-7);
+        let cos = lr(
+            Schedule::Cosine {
+                total: 100,
+                min_lr: 0.0,
+            },
+            0,
+        );
+        assert!((learning_rate_at(&cos, 0) - 0.1).abs() < 1e-7);
+        assert!((learning_rate_at(&cos, 50) - 0.05).abs() < 1e-7);
+        assert!(learning_rate_at(&cos, 100).abs() < 1e-7);
+        assert!(learning_rate_at(&cos, 500).abs() < 1e-7);
+        let w = lr(
+            Schedule::Cosine {
+                total: 10,
+                min_lr: 0.01,
+            },
+            5,
+        );
+        assert_eq!(learning_rate_at(&w, 0), 0.0);
+        assert!((learning_rate_at(&w, 2) - 0.04).abs() < 1e-7);
+        assert!((learning_rate_at(&w, 5) - 0.1).abs() < 1e-7);
+        assert!((learning_rate_at(&w, 10) - 0.055).abs() < 1e-6);
+        assert!((learning_rate_at(&w, 15) - 0.01).abs() < 1e-7);
+    }
+}
