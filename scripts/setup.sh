@@ -22,6 +22,11 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# Trainer modules are built for wasm32-unknown-unknown (no WASI) and componentised.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+
 # Real data for the tests (Fashion-MNIST, MIT licence): never committed, installed here.
 if [ "${CHIRON_SETUP_DATA:-1}" = 1 ]; then
   apt_install /usr/share/datasets/fashion-mnist dataset-fashion-mnist

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-export CHIRON_REQUIRE_REAL_DATA=1
+export CHIRON_REQUIRE_REAL_DATA=1 CHIRON_REQUIRE_WASM_TARGET=1
 
 cargo fmt --all -- --check
 cargo clippy -j2 --workspace --all-targets -q -- -D warnings

@@ -36,6 +36,9 @@ enum Command {
     /// Verify TEE evidence and measure enclave builds.
     #[command(subcommand)]
     Attest(cmd::attest::AttestCommand),
+    /// Build trainer modules and test them on data you may read.
+    #[command(subcommand)]
+    Trainer(cmd::trainer::TrainerCommand),
     /// Run the whole flow that exists today on the embedded UCI digits dataset.
     Demo(cmd::demo::DemoArgs),
 }
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Keygen { out } => cmd::keygen::run(&out),
         Command::Dataset(c) => cmd::dataset::run(c),
         Command::Attest(c) => cmd::attest::run(c),
+        Command::Trainer(c) => cmd::trainer::run(c),
         Command::Demo(args) => cmd::demo::run(&args),
     };
     match result {

@@ -629,9 +629,17 @@ fn eval_batch_norm_reads_loaded_statistics_training_needs_buffers() {
     let beta = e.from_data(&[2], &[0.0, 0.0]).unwrap();
     let mean = e.from_data(&[2], &[2.0, 3.0]).unwrap();
     let var = e.from_data(&[2], &[1.0, 1.0]).unwrap();
-    let y = e.batch_norm(x, gamma, beta, mean, var, false, 0.1, 1e-5).unwrap();
+    let y = e
+        .batch_norm(x, gamma, beta, mean, var, false, 0.1, 1e-5)
+        .unwrap();
     let v = e.to_vec(y).unwrap();
     let expect = [-1.0f32, -1.0, 1.0, 1.0];
-    assert!(v.iter().zip(expect).all(|(a, b)| (a - b).abs() < 1e-3), "{v:?}");
-    assert_eq!(e.batch_norm(x, gamma, beta, mean, var, true, 0.1, 1e-5), Err(Arg));
+    assert!(
+        v.iter().zip(expect).all(|(a, b)| (a - b).abs() < 1e-3),
+        "{v:?}"
+    );
+    assert_eq!(
+        e.batch_norm(x, gamma, beta, mean, var, true, 0.1, 1e-5),
+        Err(Arg)
+    );
 }

@@ -4,6 +4,7 @@ pub mod attest;
 pub mod dataset;
 pub mod demo;
 pub mod keygen;
+pub mod trainer;
 
 /// Errors of the CLI: a message for the user, already naming the problem.
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;

@@ -1,0 +1,251 @@
+//! `chiron trainer build | test`: the operator's tools for trainer modules.
+//!
+//! `test` runs the exact runtime path the enclave uses (sealed reader, engine, sandbox, limits)
+//! outside any enclave, on data the operator may read (public or synthetic data of the owner's
+//! schema), with confinement of outputs relaxed — full logs, failure texts, per-epoch metrics —
+//! and says so loudly. It is never to be pointed at a data owner's private data.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chiron_engine::{Engine, EngineConfig, RecordSource, SealedRecords};
+use chiron_sandbox::{
+    Metric, Sandbox, SandboxLimits, TensorData, TrainConfig, run_predict, run_train,
+};
+use chiron_seal::{MasterKey, SealedDataset};
+use clap::Subcommand;
+use serde_json::json;
+
+use super::CliResult;
+
+/// Records per prediction call in the final evaluation.
+const EVAL_BATCH: usize = 256;
+
+/// Trainer subcommands.
+#[derive(Subcommand)]
+pub enum TrainerCommand {
+    /// Build a trainer (a Cargo project for wasm32) into a component; prints its path last.
+    Build {
+        /// The trainer's Cargo project directory.
+        dir: PathBuf,
+    },
+    /// Train and evaluate a trainer on data you may read, through the enclave's runtime path,
+    /// outside any enclave, with full logs.
+    Test {
+        /// The trainer component (from `chiron trainer build`).
+        #[arg(long)]
+        trainer: PathBuf,
+        /// A sealed dataset with `train` and `test` splits.
+        #[arg(long)]
+        data: PathBuf,
+        /// The key the dataset is sealed under.
+        #[arg(long)]
+        key: PathBuf,
+        /// Epochs.
+        #[arg(long, default_value_t = 5)]
+        epochs: u32,
+        /// Batch size.
+        #[arg(long, default_value_t = 64)]
+        batch_size: u32,
+        /// Seed of every random choice (initialisation, shuffles, dropout, augmentation).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// A hyper-parameter for the trainer, NAME=VALUE (repeatable).
+        #[arg(long, value_parser = parse_hyper)]
+        hyper: Vec<(String, f32)>,
+        /// Wall-clock budget of training, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        wall_seconds: u64,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_hyper(s: &str) -> Result<(String, f32), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    let value: f32 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    Ok((name.trim().to_string(), value))
+}
+
+/// Runs a trainer subcommand.
+pub fn run(command: TrainerCommand) -> CliResult {
+    match command {
+        TrainerCommand::Build { dir } => {
+            let path = chiron_trainer_build::build_trainer(&dir)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        TrainerCommand::Test {
+            trainer,
+            data,
+            key,
+            epochs,
+            batch_size,
+            seed,
+            hyper,
+            wall_seconds,
+            json,
+        } => test(&TestArgs {
+            trainer: &trainer,
+            data: &data,
+            key: &key,
+            config: TrainConfig {
+                epochs,
+                batch_size,
+                hyper,
+                wall_budget: Duration::from_secs(wall_seconds),
+            },
+            seed,
+            json,
+        }),
+    }
+}
+
+struct TestArgs<'a> {
+    trainer: &'a Path,
+    data: &'a Path,
+    key: &'a Path,
+    config: TrainConfig,
+    seed: u64,
+    json: bool,
+}
+
+fn test(args: &TestArgs<'_>) -> CliResult {
+    eprintln!(
+        "WARNING: operator test mode — runs outside any enclave with outputs unconfined (logs, failure texts, metrics). Use only on data you are allowed to read."
+    );
+    let key = MasterKey::read_file(args.key)?;
+    let dataset = SealedDataset::open_path(args.data, &key)?;
+    let records = Arc::new(SealedRecords::preload(&dataset)?);
+    let schema = records.schema();
+    let test_split = schema
+        .splits
+        .iter()
+        .find(|(name, _)| name == "test")
+        .map(|(_, n)| *n)
+        .ok_or("the dataset has no `test` split to evaluate on (seal with --test-fraction)")?;
+
+    let module_bytes = std::fs::read(args.trainer)
+        .map_err(|e| format!("cannot read {}: {e}", args.trainer.display()))?;
+    let sandbox = Sandbox::new(SandboxLimits {
+        debug_log: true,
+        ..SandboxLimits::default()
+    })?;
+    let module = sandbox.load(&module_bytes)?;
+    println!("trainer digest {}", module.digest_hex());
+
+    let engine = Engine::new(EngineConfig {
+        seed: args.seed,
+        max_live_bytes: 8 << 30,
+        max_tensors: 1_000_000,
+        max_steps: u64::MAX,
+    })
+    .with_data(records.clone());
+    let started = Instant::now();
+    let outcome = run_train(&module, engine, &args.config)
+        .map_err(|code| format!("training failed: {}", code.as_str()))?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    for point in &outcome.metrics {
+        println!(
+            "step {:>7}  {:<15} {:.5}",
+            point.step,
+            metric_name(point.metric),
+            point.value
+        );
+    }
+    println!(
+        "trained: {} optimizer steps in {train_seconds:.1} s ({} progress reports)",
+        outcome.steps_taken,
+        outcome.progress.len()
+    );
+    let model = outcome
+        .model
+        .ok_or("the trainer finished without saving a model")?;
+
+    let (correct, total) = evaluate(&module, &model, records.as_ref(), &schema.shape, test_split)?;
+    let accuracy = correct as f64 / total.max(1) as f64;
+    println!("test accuracy {accuracy:.4} ({correct}/{total})");
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "test_accuracy": accuracy,
+                "epochs": args.config.epochs,
+                "train_seconds": train_seconds,
+                "steps": outcome.steps_taken,
+                "test_records": total,
+                "trainer_digest": module.digest_hex(),
+            })
+        );
+    }
+    Ok(())
+}
+
+/// Predicts the whole `test` split through fresh sandbox instances, as the enclave's prediction
+/// service would, and counts correct top-1 answers.
+fn evaluate(
+    module: &chiron_sandbox::TrainerModule,
+    model: &chiron_sandbox::SavedModel,
+    records: &dyn RecordSource,
+    shape: &[u32],
+    test_records: u64,
+) -> CliResult<(u64, u64)> {
+    let mut correct = 0u64;
+    let indices: Vec<u64> = (0..test_records).collect();
+    for chunk in indices.chunks(EVAL_BATCH) {
+        let mut features = Vec::new();
+        let mut labels = Vec::new();
+        records
+            .gather("test", chunk, &mut features, &mut labels)
+            .map_err(|e| format!("reading test records: {e}"))?;
+        let mut input_shape = vec![chunk.len() as u32];
+        input_shape.extend_from_slice(shape);
+        let scores = run_predict(
+            module,
+            model,
+            &TensorData {
+                shape: input_shape,
+                values: features,
+            },
+        )
+        .map_err(|code| format!("prediction failed: {}", code.as_str()))?;
+        let classes = match scores.shape.as_slice() {
+            [n, c] if *n as usize == chunk.len() && *c > 0 => *c as usize,
+            other => {
+                return Err(format!(
+                    "predict returned shape {other:?}, expected [{}, classes]",
+                    chunk.len()
+                )
+                .into());
+            }
+        };
+        for (row, &label) in scores.values.chunks_exact(classes).zip(&labels) {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(i, _)| i);
+            if best as f32 == label {
+                correct += 1;
+            }
+        }
+    }
+    Ok((correct, test_records))
+}
+
+fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::TrainLoss => "train-loss",
+        Metric::TrainAccuracy => "train-accuracy",
+        Metric::TestLoss => "test-loss",
+        Metric::TestAccuracy => "test-accuracy",
+        Metric::LearningRate => "learning-rate",
+    }
+}

@@ -1,0 +1,41 @@
+//! The operator sandbox: a wasmtime host of the `chiron:trainer` world.
+//!
+//! An operator's trainer is a WebAssembly *component* that may import only the
+//! `chiron:trainer` world (`wit/chiron-trainer.wit`): no WASI, no clock, no files, no network.
+//! It orchestrates; the math runs natively in the trusted engine ([`chiron_engine`]) behind
+//! tensor handles. This crate
+//!
+//! - starts wasmtime once per process ([`Sandbox::new`]: Cranelift, pooling allocator, fuel,
+//!   epoch interruption with a ticker thread, a stack limit);
+//! - loads a component ([`TrainerModule::load`]): compiles it, refuses anything that imports
+//!   outside the world, checks the `train`/`predict` exports, pre-instantiates it and records
+//!   its SHA-256 digest;
+//! - runs the exports on fresh instances ([`run_train`], [`run_predict`]) with a memory cap, a
+//!   wall-clock budget, an instruction budget, handle and hostcall budgets, collecting
+//!   progress, metrics and the saved model for the runtime to decide what leaves.
+//!
+//! Guarantees:
+//! - a component that imports anything outside the world never runs;
+//! - every failure reaches the caller as one [`FailureCode`] value — no text (the text goes to
+//!   stderr only when [`SandboxLimits::debug_log`] is set, the operator's test mode);
+//! - every call runs in a fresh store and instance, dropped afterwards: nothing a guest does
+//!   survives into the next call, and a trap leaves the host healthy;
+//! - no unsafe code (wasmtime's generated export wrappers are unsafe, so the two exports are
+//!   called through the type-checked `get_typed_func` instead).
+
+#![forbid(unsafe_code)]
+
+mod bindings;
+mod failure;
+mod host;
+mod outcome;
+mod sandbox;
+
+pub use chiron_engine::{EngineConfig, EngineError};
+pub use failure::{FailureCode, LoadError, SandboxError};
+pub use outcome::{
+    Metric, MetricPoint, NamedTensor, Progress, SavedModel, TensorData, TrainConfig, TrainOutcome,
+};
+pub use sandbox::{
+    Sandbox, SandboxLimits, TrainerModule, measure_fresh_instance, run_predict, run_train,
+};

@@ -1,0 +1,514 @@
+//! Loading trainer components and running their exports under limits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chiron_engine::{self as ce, EngineConfig, TensorId};
+use wasmtime::component::{
+    ComponentExportIndex, HasSelf, Instance, InstancePre, Linker, Resource, types::ComponentItem,
+};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+use crate::bindings::{self, ErrorCode, HostTensor, TrainerHost};
+use crate::failure::{FailureCode, LoadError, Observed, SandboxError, classify};
+use crate::host::{HostState, Limiter, Phase, from_wit, tid};
+use crate::outcome::{SavedModel, TensorData, TrainConfig, TrainOutcome};
+
+/// The limits every instance runs under. One value per [`Sandbox`]; the defaults suit the
+/// enclave (see each field).
+#[derive(Clone, Debug)]
+pub struct SandboxLimits {
+    /// Largest component accepted by [`TrainerModule::load`] (compilation time grows with size).
+    /// Default 32 MiB.
+    pub max_module_bytes: usize,
+    /// Cap on a guest's linear memory, per instance. Default 256 MiB (tensors live host-side;
+    /// the guest only orchestrates).
+    pub max_memory_bytes: usize,
+    /// Cap on table elements, per table. Default 100,000.
+    pub max_table_elements: usize,
+    /// Native stack the guest may use (`Config::max_wasm_stack`). Default 512 KiB.
+    pub max_wasm_stack: usize,
+    /// Live component handles (tensors, optimizers) a store may hold. Default 100,000.
+    pub max_handles: usize,
+    /// Bytes one guest→host call may copy into the host (`Store::set_hostcall_fuel`).
+    /// Default 256 MiB.
+    pub hostcall_fuel: usize,
+    /// Instruction budget (wasmtime fuel) of one `train` call; `None`: unlimited (the wall
+    /// budget still applies). Default `None`.
+    pub train_fuel: Option<u64>,
+    /// Instruction budget of one `predict` call. Default 2^32.
+    pub predict_fuel: Option<u64>,
+    /// Wall-clock budget of one prediction request (instantiation included). Default 5 s.
+    pub predict_wall: Duration,
+    /// Engine limits of a prediction request (its tensors include the loaded model).
+    pub predict_engine: EngineConfig,
+    /// Progress and metric reports kept per job; later ones are counted and dropped.
+    /// Default 100,000.
+    pub max_reports: usize,
+    /// Instances that may exist at once (slots of the pooling allocator). Default 16.
+    pub max_instances: u32,
+    /// Period of the epoch ticker: the resolution of wall-clock budgets. Default 10 ms.
+    pub epoch_tick: Duration,
+    /// Operator test mode only: write the text of each failure (trap message, wasmtime error)
+    /// to stderr. Off in the enclave, where only [`FailureCode`]s exist.
+    pub debug_log: bool,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self {
+            max_module_bytes: 32 << 20,
+            max_memory_bytes: 256 << 20,
+            max_table_elements: 100_000,
+            max_wasm_stack: 512 << 10,
+            max_handles: 100_000,
+            hostcall_fuel: 256 << 20,
+            train_fuel: None,
+            predict_fuel: Some(1 << 32),
+            predict_wall: Duration::from_secs(5),
+            predict_engine: EngineConfig {
+                seed: 0,
+                max_live_bytes: 1 << 30,
+                max_tensors: 100_000,
+                max_steps: 0,
+            },
+            max_reports: 100_000,
+            max_instances: 16,
+            epoch_tick: Duration::from_millis(10),
+            debug_log: false,
+        }
+    }
+}
+
+/// State shared by a sandbox and the modules it loaded.
+struct Shared {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: SandboxLimits,
+}
+
+/// The wasmtime host of the `chiron:trainer` world: one per process.
+///
+/// Owns the wasmtime engine (Cranelift, pooling allocator, fuel and epoch interruption, no
+/// WASI), the linker that holds exactly the trainer world's imports, and an epoch ticker
+/// thread that runs as long as the sandbox or any module loaded from it lives.
+pub struct Sandbox {
+    shared: Arc<Shared>,
+}
+
+impl Sandbox {
+    /// Starts the sandbox: configures wasmtime, builds the linker, starts the epoch ticker.
+    pub fn new(limits: SandboxLimits) -> Result<Self, SandboxError> {
+        let err = |e: wasmtime::Error| SandboxError(format!("{e:#}"));
+        if limits.epoch_tick.is_zero() || limits.max_instances == 0 {
+            return Err(SandboxError(
+                "epoch_tick and max_instances must be non-zero".into(),
+            ));
+        }
+        let n = limits.max_instances;
+        let mut pool = PoolingAllocationConfig::new();
+        // A wit-component trainer has a handful of core instances (main module, shims) and one
+        // memory; leave headroom but keep the pool's address-space reservation bounded.
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(8))
+            .max_core_instances_per_component(16)
+            .total_memories(n.saturating_mul(2))
+            .max_memories_per_component(2)
+            .total_tables(n.saturating_mul(4))
+            .max_tables_per_component(8)
+            .max_memory_size(limits.max_memory_bytes)
+            .table_elements(limits.max_table_elements);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(limits.max_wasm_stack)
+            // Reserve each linear memory at its cap, not wasmtime's default 4 GiB + guard:
+            // address space is scarce in some TEEs (an SGX enclave's size is fixed). Bounds
+            // checks become explicit, which costs little in orchestration-only guests.
+            .memory_reservation(limits.max_memory_bytes as u64)
+            .memory_guard_size(64 << 10)
+            .parallel_compilation(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(err)?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        TrainerHost::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(err)?;
+
+        // The ticker holds only a weak reference: it ends once the engine is gone.
+        let weak = engine.weak();
+        let tick = limits.epoch_tick;
+        std::thread::Builder::new()
+            .name("chiron-sandbox-epoch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(tick);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| SandboxError(format!("epoch ticker: {e}")))?;
+
+        Ok(Self {
+            shared: Arc::new(Shared {
+                engine,
+                linker,
+                limits,
+            }),
+        })
+    }
+
+    /// The limits this sandbox runs with.
+    pub fn limits(&self) -> &SandboxLimits {
+        &self.shared.limits
+    }
+
+    /// Compiles and checks a trainer component; see [`TrainerModule::load`].
+    pub fn load(&self, bytes: &[u8]) -> Result<TrainerModule, LoadError> {
+        TrainerModule::load(self, bytes)
+    }
+}
+
+/// The imports a trainer component may have: the world's interfaces and the two types its
+/// world-level `use` adds (type imports grant no capability).
+const ALLOWED_INSTANCES: [&str; 7] = [
+    "chiron:trainer/types@0.1.0",
+    "chiron:trainer/tensor@0.1.0",
+    "chiron:trainer/nn@0.1.0",
+    "chiron:trainer/optim@0.1.0",
+    "chiron:trainer/data@0.1.0",
+    "chiron:trainer/report@0.1.0",
+    "chiron:trainer/model@0.1.0",
+];
+const ALLOWED_TYPES: [&str; 2] = ["tensor", "error-code"];
+
+/// Type of the `train` export as the host calls it.
+type TrainFn = wasmtime::component::TypedFunc<(bindings::TrainConfig,), (Result<(), ErrorCode>,)>;
+/// Type of the `predict` export as the host calls it.
+type PredictFn = wasmtime::component::TypedFunc<
+    (Resource<HostTensor>,),
+    (Result<Resource<HostTensor>, ErrorCode>,),
+>;
+
+/// A trainer component, compiled, checked against the world and pre-instantiated: ready for
+/// any number of fresh instances.
+pub struct TrainerModule {
+    shared: Arc<Shared>,
+    pre: InstancePre<HostState>,
+    train: ComponentExportIndex,
+    predict: ComponentExportIndex,
+    digest: [u8; 32],
+}
+
+impl TrainerModule {
+    /// Compiles `bytes` (a component) and checks it can only reach the `chiron:trainer` world.
+    ///
+    /// Refused with [`LoadError::Refused`]: any import outside the world — WASI, an unknown
+    /// function, an extra function inside an allowed interface, another version. The name
+    /// check gives the clear message; the linker's type check (`instantiate_pre`) is the one
+    /// that cannot be fooled (an interface of the right name with an extra function passes the
+    /// first, not the second). Exports `train` and `predict` must exist with the world's types
+    /// ([`LoadError::BadExports`]): they are checked on a probe instance, under the prediction
+    /// limits, which also runs any start function once.
+    pub fn load(sandbox: &Sandbox, bytes: &[u8]) -> Result<Self, LoadError> {
+        let shared = &sandbox.shared;
+        let limit = shared.limits.max_module_bytes;
+        if bytes.len() > limit {
+            return Err(LoadError::TooLarge {
+                size: bytes.len(),
+                limit,
+            });
+        }
+        let digest_value = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(digest_value.as_ref());
+
+        let component = wasmtime::component::Component::new(&shared.engine, bytes)
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+
+        let ty = component.component_type();
+        for (name, ext) in ty.imports(&shared.engine) {
+            let allowed = match ext.ty {
+                ComponentItem::ComponentInstance(_) => ALLOWED_INSTANCES.contains(&name),
+                ComponentItem::Type(_) | ComponentItem::Resource(_) => {
+                    ALLOWED_TYPES.contains(&name)
+                }
+                _ => false,
+            };
+            if !allowed {
+                return Err(LoadError::Refused(format!(
+                    "the component imports `{name}`, which is not part of the chiron:trainer \
+                     world (trainers may import only chiron:trainer/*@0.1.0; no WASI)"
+                )));
+            }
+        }
+        let pre = shared
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Refused(format!("{e:#}")))?;
+
+        let export = |name: &str| {
+            component.get_export_index(None, name).ok_or_else(|| {
+                LoadError::BadExports(format!("the component does not export `{name}`"))
+            })
+        };
+        let train = export("train")?;
+        let predict = export("predict")?;
+
+        let module = Self {
+            shared: Arc::clone(shared),
+            pre,
+            train,
+            predict,
+            digest,
+        };
+        module.probe()?;
+        Ok(module)
+    }
+
+    /// Instantiates once and looks both exports up with their expected types.
+    fn probe(&self) -> Result<(), LoadError> {
+        let limits = &self.shared.limits;
+        let engine = ce::Engine::new(limits.predict_engine.clone());
+        let mut store = self
+            .store(
+                engine,
+                Phase::Predict,
+                limits.predict_fuel,
+                limits.predict_wall,
+            )
+            .map_err(|e| LoadError::Internal(format!("{e:#}")))?;
+        let instance = self.pre.instantiate(&mut store).map_err(|e| {
+            let observed = Observed {
+                memory_denied: store.data().limiter.denied,
+            };
+            match classify(&e, observed) {
+                FailureCode::Internal => LoadError::Internal(format!("{e:#}")),
+                code => LoadError::BadExports(format!("instantiation failed ({code}): {e:#}")),
+            }
+        })?;
+        self.train_fn(&instance, &mut store)
+            .map_err(|e| LoadError::BadExports(format!("export `train`: {e:#}")))?;
+        self.predict_fn(&instance, &mut store)
+            .map_err(|e| LoadError::BadExports(format!("export `predict`: {e:#}")))?;
+        Ok(())
+    }
+
+    /// SHA-256 of the component's bytes: what owners approve and see in job records.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    /// [`TrainerModule::digest`] as lowercase hex.
+    pub fn digest_hex(&self) -> String {
+        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn train_fn(
+        &self,
+        instance: &Instance,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<TrainFn> {
+        instance.get_typed_func(store, self.train)
+    }
+
+    fn predict_fn(
+        &self,
+        instance: &Instance,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<PredictFn> {
+        instance.get_typed_func(store, self.predict)
+    }
+
+    /// A fresh store with every limit applied.
+    fn store(
+        &self,
+        engine: ce::Engine,
+        phase: Phase,
+        fuel: Option<u64>,
+        wall: Duration,
+    ) -> wasmtime::Result<Store<HostState>> {
+        let limits = &self.shared.limits;
+        let state = HostState::new(
+            engine,
+            phase,
+            Limiter::new(limits.max_memory_bytes, limits.max_table_elements),
+            limits.max_reports,
+        );
+        let mut store = Store::new(&self.shared.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_fuel(fuel.unwrap_or(u64::MAX))?;
+        // Deadline in ticks, rounded up, plus one: the first tick may come at once.
+        let tick = limits.epoch_tick.as_nanos().max(1);
+        let ticks = wall.as_nanos().div_ceil(tick).saturating_add(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        store.set_max_component_handles(limits.max_handles);
+        store.set_hostcall_fuel(limits.hostcall_fuel);
+        Ok(store)
+    }
+
+    /// Turns a wasmtime error into its fixed code, logging the text in test mode only.
+    fn fail(&self, what: &str, err: &wasmtime::Error, store: &Store<HostState>) -> FailureCode {
+        let observed = Observed {
+            memory_denied: store.data().limiter.denied,
+        };
+        let code = classify(err, observed);
+        self.log(what, code, &format!("{err:?}"));
+        code
+    }
+
+    fn log(&self, what: &str, code: FailureCode, text: &str) {
+        if self.shared.limits.debug_log {
+            eprintln!("chiron-sandbox [test mode] {what} failed: {code}: {text}");
+        }
+    }
+}
+
+/// Runs the trainer's `train` on a fresh instance with the job's engine (data attached).
+///
+/// Limits: the memory cap, the handle and hostcall budgets, `config.wall_budget` (epoch) and
+/// [`SandboxLimits::train_fuel`]. On success, returns what the guest reported and saved; on any
+/// failure, the fixed code. The store is dropped either way (a trapped instance cannot be
+/// entered again), so the host stays healthy for the next job.
+pub fn run_train(
+    module: &TrainerModule,
+    engine: ce::Engine,
+    config: &TrainConfig,
+) -> Result<TrainOutcome, FailureCode> {
+    let limits = &module.shared.limits;
+    let mut store = module
+        .store(engine, Phase::Train, limits.train_fuel, config.wall_budget)
+        .map_err(|e| {
+            module.log("train", FailureCode::Internal, &format!("{e:?}"));
+            FailureCode::Internal
+        })?;
+    let instance = module
+        .pre
+        .instantiate(&mut store)
+        .map_err(|e| module.fail("train (instantiate)", &e, &store))?;
+    let train = module
+        .train_fn(&instance, &mut store)
+        .map_err(|e| module.fail("train (export)", &e, &store))?;
+    let arg = bindings::TrainConfig {
+        epochs: config.epochs,
+        batch_size: config.batch_size,
+        hyper: config.hyper.clone(),
+    };
+    let (result,) = train
+        .call(&mut store, (arg,))
+        .map_err(|e| module.fail("train", &e, &store))?;
+    if let Err(code) = result {
+        let code = FailureCode::GuestError(from_wit(code));
+        module.log("train", code, "the guest returned an error");
+        return Err(code);
+    }
+    let state = store.into_data();
+    Ok(TrainOutcome {
+        steps_taken: state.engine.steps_taken(),
+        progress: state.progress,
+        metrics: state.metrics,
+        dropped_reports: state.dropped_reports,
+        model: state.saved.map(|tensors| SavedModel { tensors }),
+    })
+}
+
+/// Runs the trainer's `predict` on a fresh instance: no state survives from any earlier call.
+///
+/// A fresh engine ([`SandboxLimits::predict_engine`]) gets the saved model's tensors (handed out
+/// by the guest's `model.load`) and the input; the guest's output tensor is read back as plain
+/// data. Limits: the memory cap, handle and hostcall budgets, [`SandboxLimits::predict_wall`],
+/// [`SandboxLimits::predict_fuel`]. The runtime, not this function, formats what the requester
+/// sees (top-k, rounding, fixed size).
+pub fn run_predict(
+    module: &TrainerModule,
+    model: &SavedModel,
+    input: &TensorData,
+) -> Result<TensorData, FailureCode> {
+    let limits = &module.shared.limits;
+    let mut engine = ce::Engine::new(limits.predict_engine.clone());
+    let mut preloaded = Vec::with_capacity(model.tensors.len());
+    for t in &model.tensors {
+        let id = engine.from_data(&t.shape, &t.values).map_err(|e| {
+            module.log("predict (model)", FailureCode::InvalidInput, &e.to_string());
+            FailureCode::InvalidInput
+        })?;
+        preloaded.push((t.name.clone(), id));
+    }
+    let input_id = engine.from_data(&input.shape, &input.values).map_err(|e| {
+        module.log("predict (input)", FailureCode::InvalidInput, &e.to_string());
+        FailureCode::InvalidInput
+    })?;
+
+    let mut store = module
+        .store(
+            engine,
+            Phase::Predict,
+            limits.predict_fuel,
+            limits.predict_wall,
+        )
+        .map_err(|e| {
+            module.log("predict", FailureCode::Internal, &format!("{e:?}"));
+            FailureCode::Internal
+        })?;
+    store.data_mut().preloaded = Some(preloaded);
+    let instance = module
+        .pre
+        .instantiate(&mut store)
+        .map_err(|e| module.fail("predict (instantiate)", &e, &store))?;
+    let predict = module
+        .predict_fn(&instance, &mut store)
+        .map_err(|e| module.fail("predict (export)", &e, &store))?;
+    let (result,) = predict
+        .call(&mut store, (Resource::new_borrow(input_id.0),))
+        .map_err(|e| module.fail("predict", &e, &store))?;
+    let output = match result {
+        Ok(handle) => tid(&handle),
+        Err(code) => {
+            let code = FailureCode::GuestError(from_wit(code));
+            module.log("predict", code, "the guest returned an error");
+            return Err(code);
+        }
+    };
+    read_back(&store.data().engine, output).map_err(|e| {
+        module.log(
+            "predict (output)",
+            FailureCode::InvalidOutput,
+            &e.to_string(),
+        );
+        FailureCode::InvalidOutput
+    })
+}
+
+fn read_back(engine: &ce::Engine, id: TensorId) -> ce::Result<TensorData> {
+    Ok(TensorData {
+        shape: engine.shape(id)?,
+        values: engine.to_vec(id)?,
+    })
+}
+
+/// Instantiation cost probe for benchmarks and tests: a fresh store and instance of `module`
+/// under the prediction limits, dropped at once. Returns the time it took.
+pub fn measure_fresh_instance(module: &TrainerModule) -> Result<Duration, FailureCode> {
+    let limits = &module.shared.limits;
+    let start = Instant::now();
+    let engine = ce::Engine::new(limits.predict_engine.clone());
+    let mut store = module
+        .store(
+            engine,
+            Phase::Predict,
+            limits.predict_fuel,
+            limits.predict_wall,
+        )
+        .map_err(|_| FailureCode::Internal)?;
+    module
+        .pre
+        .instantiate(&mut store)
+        .map_err(|e| module.fail("instantiate", &e, &store))?;
+    drop(store);
+    Ok(start.elapsed())
+}

@@ -1,0 +1,219 @@
+//! Loading, digests, fresh instances per call, report collection, prediction plumbing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use chiron_sandbox::{
+    EngineError, FailureCode, Metric, MetricPoint, NamedTensor, Progress, Sandbox, SandboxLimits,
+    SavedModel, TensorData, TrainerModule, run_predict, run_train,
+};
+use common::{config, engine, fixture, sandbox};
+
+fn input() -> TensorData {
+    TensorData {
+        shape: vec![1, 4],
+        values: vec![0.0; 4],
+    }
+}
+
+#[test]
+fn example_trainers_load() {
+    let sandbox = sandbox();
+    for name in ["mlp", "cnn"] {
+        TrainerModule::load(&sandbox, &fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn digest_is_the_sha256_of_the_bytes_and_stable() {
+    let sandbox = sandbox();
+    let bytes = fixture("mlp");
+    let a = TrainerModule::load(&sandbox, &bytes).unwrap();
+    let b = TrainerModule::load(&sandbox, &bytes).unwrap();
+    assert_eq!(a.digest(), b.digest());
+    let expected = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    assert_eq!(&a.digest()[..], expected.as_ref());
+    let hex = a.digest_hex();
+    assert_eq!(hex.len(), 64);
+    assert!(
+        hex.bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    // Another sandbox (another process, in practice) computes the same digest.
+    let other = Sandbox::new(common::limits()).unwrap();
+    assert_eq!(
+        TrainerModule::load(&other, &bytes).unwrap().digest(),
+        a.digest()
+    );
+    // A different module has a different digest.
+    let c = TrainerModule::load(&sandbox, &fixture("cnn")).unwrap();
+    assert_ne!(a.digest(), c.digest());
+}
+
+#[test]
+fn every_predict_call_gets_a_fresh_instance() {
+    // The guest bumps a static counter and answers `invalid-argument` only when it is 1.
+    let sandbox = sandbox();
+    let module = TrainerModule::load(&sandbox, &fixture("counter")).unwrap();
+    let model = SavedModel::default();
+    for _ in 0..3 {
+        assert_eq!(
+            run_predict(&module, &model, &input()),
+            Err(FailureCode::GuestError(EngineError::InvalidArgument)),
+            "state survived from an earlier call"
+        );
+    }
+    // Train calls are fresh too, and do not leak into predict.
+    assert_eq!(
+        run_train(&module, engine(), &config(Duration::from_secs(5))).unwrap_err(),
+        FailureCode::GuestError(EngineError::InvalidArgument)
+    );
+    assert_eq!(
+        run_predict(&module, &model, &input()),
+        Err(FailureCode::GuestError(EngineError::InvalidArgument))
+    );
+}
+
+#[test]
+fn reports_are_collected_in_order() {
+    let sandbox = sandbox();
+    let outcome = common::assert_healthy(&sandbox);
+    assert_eq!(
+        outcome.progress,
+        vec![
+            Progress { step: 1, total: 3 },
+            Progress { step: 2, total: 3 },
+            Progress { step: 3, total: 3 },
+        ]
+    );
+    assert_eq!(
+        outcome.metrics,
+        vec![
+            MetricPoint {
+                metric: Metric::TrainLoss,
+                step: 1,
+                value: 0.5
+            },
+            MetricPoint {
+                metric: Metric::TestAccuracy,
+                step: 2,
+                value: 0.875
+            },
+        ]
+    );
+    assert_eq!(outcome.dropped_reports, 0);
+    // The guest never saved; it also checked that `model.load` is refused during training.
+    assert_eq!(outcome.model, None);
+    assert_eq!(outcome.steps_taken, 0);
+}
+
+#[test]
+fn reports_beyond_the_cap_are_counted_and_dropped() {
+    let sandbox = Sandbox::new(SandboxLimits {
+        max_reports: 10,
+        ..common::limits()
+    })
+    .unwrap();
+    let module = TrainerModule::load(&sandbox, &fixture("report")).unwrap();
+    let mut cfg = config(Duration::from_secs(5));
+    cfg.hyper = vec![("extra".into(), 20.0)];
+    let outcome = run_train(&module, engine(), &cfg).unwrap();
+    assert_eq!(outcome.progress.len() + outcome.metrics.len(), 10);
+    assert_eq!(outcome.dropped_reports, 25 - 10);
+}
+
+#[test]
+fn predict_rejects_an_input_that_is_not_a_tensor() {
+    let sandbox = sandbox();
+    let module = TrainerModule::load(&sandbox, &fixture("mlp")).unwrap();
+    let bad = TensorData {
+        shape: vec![2, 3],
+        values: vec![1.0; 5],
+    };
+    assert_eq!(
+        run_predict(&module, &SavedModel::default(), &bad),
+        Err(FailureCode::InvalidInput)
+    );
+}
+
+#[test]
+fn predict_with_a_model_that_does_not_fit_is_a_guest_error() {
+    // The mlp finds no saved tensors: its `predict` returns `invalid-argument`.
+    let sandbox = sandbox();
+    let module = TrainerModule::load(&sandbox, &fixture("mlp")).unwrap();
+    assert_eq!(
+        run_predict(&module, &SavedModel::default(), &input()),
+        Err(FailureCode::GuestError(EngineError::InvalidArgument))
+    );
+    let model = SavedModel {
+        tensors: vec![NamedTensor {
+            name: "fc1.weight".into(),
+            shape: vec![2],
+            values: vec![1.0],
+        }],
+    };
+    assert_eq!(
+        run_predict(&module, &model, &input()),
+        Err(FailureCode::InvalidInput)
+    );
+}
+
+#[test]
+fn training_phase_rules_hold_without_data() {
+    // The mlp asks for the schema; a job engine without data cannot give one, and `schema`
+    // has no error result in WIT, so the call ends the job with a fixed code.
+    let sandbox = sandbox();
+    let module = TrainerModule::load(&sandbox, &fixture("mlp")).unwrap();
+    let code = run_train(&module, engine(), &config(Duration::from_secs(5))).unwrap_err();
+    assert!(matches!(code, FailureCode::CallFailed(_)), "{code:?}");
+}
+
+#[test]
+fn fresh_instances_cost_microseconds() {
+    // A generous bound (debug builds, shared CI machines); the release figure is in the
+    // report, measured with `cargo run --release -p chiron-sandbox --example costs`.
+    let sandbox = sandbox();
+    let module = TrainerModule::load(&sandbox, &fixture("mlp")).unwrap();
+    let mut times: Vec<Duration> = (0..200)
+        .map(|_| chiron_sandbox::measure_fresh_instance(&module).unwrap())
+        .collect();
+    times.sort();
+    let median = times[times.len() / 2];
+    eprintln!("fresh instance (mlp, test profile): median {median:?}");
+    assert!(median < Duration::from_millis(2), "{median:?}");
+}
+
+#[test]
+fn modules_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Sandbox>();
+    send_sync::<TrainerModule>();
+}
+
+#[test]
+fn a_full_instance_pool_is_internal_not_the_guests_fault() {
+    let sandbox = Sandbox::new(SandboxLimits {
+        max_instances: 1,
+        ..common::limits()
+    })
+    .unwrap();
+    let looping = TrainerModule::load(&sandbox, &fixture("loop")).unwrap();
+    let counter = TrainerModule::load(&sandbox, &fixture("counter")).unwrap();
+    std::thread::scope(|s| {
+        let busy = s.spawn(|| run_train(&looping, engine(), &config(Duration::from_millis(500))));
+        // Wait until the looping job holds the only slot.
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(
+            run_predict(&counter, &SavedModel::default(), &input()),
+            Err(FailureCode::Internal)
+        );
+        assert_eq!(busy.join().unwrap().unwrap_err(), FailureCode::Timeout);
+    });
+    // The slot is free again.
+    assert_eq!(
+        run_predict(&counter, &SavedModel::default(), &input()),
+        Err(FailureCode::GuestError(EngineError::InvalidArgument))
+    );
+}

@@ -1,0 +1,234 @@
+//! `cnn`: an image classifier for Chiron that sizes itself from the dataset's schema.
+//!
+//! Input `[c, h, w]` (e.g. `[1, 28, 28]` Fashion-MNIST, `[3, 32, 32]` CIFAR-10). Blocks of
+//! `conv 3×3 (pad 1, no bias) → batch norm → ReLU → max-pool 2×2` with 32, 64, 128 channels,
+//! added while the feature map is at least 8 pixels wide (two blocks for 28×28, three for
+//! 32×32), then `flatten → linear 256 → ReLU → dropout → linear classes`.
+//!
+//! Inputs are normalised per channel with statistics measured on the `train` split (saved with
+//! the model, so `predict` applies the same). Three-channel data is augmented with a random
+//! 4-pixel crop and horizontal flips (host-side).
+//!
+//! Hyper-parameters (all optional): `lr` (0.05), `momentum` (0.9), `weight_decay` (5e-4),
+//! `augment` (1 for 3 channels, else 0), `dropout` (0.25), `hidden` (256),
+//! `stats_records` (records used for the normalisation statistics, 10,000).
+
+use chiron_sdk::data::{self, Augment, Batches, Normalize};
+use chiron_sdk::nn::{
+    BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, Vars,
+};
+use chiron_sdk::optim::{Schedule, Sgd};
+use chiron_sdk::report::Metric;
+use chiron_sdk::{Conv2dOptions, Error, Pool2dOptions, Result, Tensor, TrainConfig, Trainer};
+use chiron_sdk::{model, report};
+
+/// The trainer (no state: each export runs in a fresh instance).
+pub struct Cnn;
+
+const MEAN: &str = "norm.mean";
+const STD: &str = "norm.std";
+/// Records per batch of the statistics and evaluation passes.
+const PASS_BATCH: u32 = 256;
+/// Channels of the successive blocks.
+const WIDTHS: [u32; 3] = [32, 64, 128];
+
+/// The network for `[c, h, w]` inputs. Returns the model.
+fn network(
+    vs: &mut Vars,
+    shape: [u32; 3],
+    hidden: u32,
+    dropout: f32,
+    classes: u32,
+) -> Result<Sequential> {
+    let [mut channels, mut h, mut w] = shape;
+    let mut net = Sequential::new();
+    for (i, &width) in WIDTHS.iter().enumerate() {
+        if h.min(w) < 8 {
+            break;
+        }
+        let name = format!("block{i}");
+        net.push(Conv2d::no_bias(
+            vs,
+            &format!("{name}.conv"),
+            channels,
+            width,
+            3,
+            Conv2dOptions::new().padding(1),
+        )?);
+        net.push(BatchNorm2d::new(vs, &format!("{name}.bn"), width)?);
+        net.push(ReLU);
+        net.push(MaxPool2d(Pool2dOptions::new(2)));
+        channels = width;
+        h /= 2;
+        w /= 2;
+    }
+    let flat = channels
+        .checked_mul(h)
+        .and_then(|v| v.checked_mul(w))
+        .ok_or(Error::InvalidShape)?;
+    net.push(Flatten(1));
+    net.push(Linear::new(vs, "fc1", flat, hidden)?);
+    net.push(ReLU);
+    if !vs.is_loading() && dropout > 0.0 {
+        net.push(Dropout::new(dropout));
+    }
+    net.push(Linear::new(vs, "fc2", hidden, classes)?);
+    Ok(net)
+}
+
+/// `[c, h, w]` of a schema or an input batch shape (`skip` leading axes).
+fn image_shape(shape: &[u32], skip: usize) -> Result<[u32; 3]> {
+    match shape.get(skip..) {
+        Some(&[c, h, w]) => Ok([c, h, w]),
+        _ => Err(Error::InvalidShape),
+    }
+}
+
+/// Per-channel mean and standard deviation over (up to `limit` records of) the `train` split.
+fn channel_stats(schema: &data::Schema, limit: u64) -> Result<(Vec<f32>, Vec<f32>)> {
+    let [c, h, w] = image_shape(&schema.shape, 0)?;
+    let c = c as usize;
+    let per_record = f64::from(h) * f64::from(w);
+    let mut sum = vec![0f64; c];
+    let mut sum_sq = vec![0f64; c];
+    let n = schema.records("train").min(limit);
+    let batches = Batches::over((0..n).collect(), PASS_BATCH, false)?;
+    for idx in batches {
+        let (x, _labels) = data::batch("train", &idx, None, None)?;
+        // [n, c, h, w] → [c] by summing axes 0, then (what were) 2 and 3.
+        let per_channel = |t: &Tensor| -> Result<Vec<f32>> {
+            t.sum(0, false)?.sum(1, false)?.sum(1, false)?.to_list()
+        };
+        for (acc, v) in sum.iter_mut().zip(per_channel(&x)?) {
+            *acc += f64::from(v);
+        }
+        for (acc, v) in sum_sq.iter_mut().zip(per_channel(&x.mul(&x)?)?) {
+            *acc += f64::from(v);
+        }
+    }
+    let count = (n as f64 * per_record).max(1.0);
+    let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
+    let std = sum_sq
+        .iter()
+        .zip(&mean)
+        .map(|(q, m)| ((q / count - m * m).max(0.0).sqrt().max(1e-3)) as f32)
+        .collect();
+    Ok((mean.into_iter().map(|m| m as f32).collect(), std))
+}
+
+/// Correct predictions on `split` and its record count (evaluation mode).
+fn evaluate(
+    schema: &data::Schema,
+    net: &Sequential,
+    normalize: &Normalize,
+    split: &str,
+) -> Result<(u64, u64)> {
+    let mut correct = 0;
+    let mut total = 0;
+    for idx in Batches::sequential(schema, split, PASS_BATCH)? {
+        let (x, y) = data::batch(split, &idx, Some(normalize), None)?;
+        correct += net.forward(&x)?.correct(&y)?;
+        total += idx.len() as u64;
+    }
+    Ok((correct, total))
+}
+
+impl Trainer for Cnn {
+    fn train(config: TrainConfig) -> Result<()> {
+        let schema = data::schema();
+        let shape = image_shape(&schema.shape, 0)?;
+        let hidden = config.hyper("hidden", 256.0) as u32;
+        let dropout = config.hyper("dropout", 0.25);
+        let augment_default = if shape[0] == 3 { 1.0 } else { 0.0 };
+        let augment = (config.hyper("augment", augment_default) != 0.0).then_some(Augment {
+            crop_padding: 4,
+            horizontal_flip: true,
+        });
+        let stats_records = config.hyper("stats_records", 10_000.0) as u64;
+
+        let (mean, std) = channel_stats(&schema, stats_records)?;
+        let normalize = Normalize {
+            mean: mean.clone(),
+            std: std.clone(),
+        };
+        let mean_t = Tensor::from_data(&[shape[0]], &mean)?;
+        let std_t = Tensor::from_data(&[shape[0]], &std)?;
+
+        let mut vs = Vars::fresh();
+        let mut net = network(&mut vs, shape, hidden, dropout, schema.classes)?;
+
+        let per_epoch =
+            Batches::shuffled("train", 0, config.batch_size, true)?.num_batches() as u64;
+        let total = u64::from(config.epochs) * per_epoch;
+        let lr = config.hyper("lr", 0.05);
+        let opt = Sgd::new(lr)
+            .momentum(config.hyper("momentum", 0.9))
+            .nesterov()
+            .weight_decay(config.hyper("weight_decay", 5e-4))
+            .warmup((total / 20).min(500))
+            .schedule(Schedule::Cosine((total, 0.0)))
+            .build(&net.parameters())?;
+
+        let mut step = 0u64;
+        for epoch in 0..config.epochs {
+            net.set_training(true);
+            let mut loss_sum = 0f64;
+            let mut correct = 0u64;
+            let mut seen = 0u64;
+            for idx in Batches::shuffled("train", epoch, config.batch_size, true)? {
+                let (x, y) = data::batch("train", &idx, Some(&normalize), augment)?;
+                let logits = net.forward(&x)?;
+                let loss = logits.cross_entropy(&y)?;
+                loss.backward()?;
+                opt.step()?;
+                loss_sum += f64::from(loss.item()?);
+                correct += logits.correct(&y)?;
+                seen += idx.len() as u64;
+                step += 1;
+                report::progress(step, total);
+            }
+            let batches = (seen as f64 / f64::from(config.batch_size.max(1))).max(1.0);
+            report::metric(Metric::TrainLoss, step, (loss_sum / batches) as f32);
+            report::metric(
+                Metric::TrainAccuracy,
+                step,
+                correct as f32 / seen.max(1) as f32,
+            );
+        }
+
+        net.set_training(false);
+        if schema.records("test") > 0 {
+            let (correct, n) = evaluate(&schema, &net, &normalize, "test")?;
+            report::metric(Metric::TestAccuracy, step, correct as f32 / n.max(1) as f32);
+        }
+
+        let mut named = net.named_tensors();
+        named.push((MEAN, &mean_t));
+        named.push((STD, &std_t));
+        model::save_named(&named)
+    }
+
+    fn predict(input: &Tensor) -> Result<Tensor> {
+        let shape = image_shape(&input.shape(), 1)?;
+        let mut vs = Vars::load()?;
+        let mean = vs
+            .take_saved(MEAN)
+            .ok_or(Error::InvalidArgument)?
+            .to_list()?;
+        let std = vs
+            .take_saved(STD)
+            .ok_or(Error::InvalidArgument)?
+            .to_list()?;
+        let fc = |name: &str| -> Result<u32> {
+            vs.saved_shape(name)
+                .and_then(|s| s.first().copied())
+                .ok_or(Error::InvalidArgument)
+        };
+        let hidden = fc("fc1.weight")?;
+        let classes = fc("fc2.weight")?;
+        let net = network(&mut vs, shape, hidden, 0.0, classes)?;
+        net.forward(&input.normalize_channels(&mean, &std)?)
+    }
+}
+
+chiron_sdk::export_trainer!(Cnn);
