@@ -169,8 +169,10 @@ impl Trainer for Cnn {
             .schedule(Schedule::Cosine((total, 0.0)))
             .build(&net.parameters())?;
 
-        let mut step = 0u64;
-        for epoch in 0..config.epochs {
+        // A resumed job continues after its last checkpoint with the same state.
+        let start = model::resume(&net.named_tensors(), &opt)?;
+        let mut step = u64::from(start) * per_epoch;
+        for epoch in start..config.epochs {
             net.set_training(true);
             let mut loss_sum = 0f64;
             let mut correct = 0u64;
@@ -194,6 +196,7 @@ impl Trainer for Cnn {
                 step,
                 correct as f32 / seen.max(1) as f32,
             );
+            model::checkpoint(epoch + 1, &net.named_tensors(), &opt)?;
         }
 
         net.set_training(false);

@@ -134,8 +134,10 @@ impl Trainer for Mlp {
                 .build(&net.parameters())?
         };
 
-        let mut step = 0u64;
-        for epoch in 0..config.epochs {
+        // A resumed job continues after its last checkpoint with the same state.
+        let start = model::resume(&net.named_tensors(), &opt)?;
+        let mut step = u64::from(start) * per_epoch as u64;
+        for epoch in start..config.epochs {
             let mut loss_sum = 0f64;
             let mut batches = 0u32;
             for idx in Batches::shuffled("train", epoch, config.batch_size, false)? {
@@ -152,6 +154,7 @@ impl Trainer for Mlp {
             let avg = loss_sum / f64::from(batches.max(1));
             report::metric(Metric::TrainLoss, step, avg as f32);
             report::metric(Metric::LearningRate, step, opt.learning_rate());
+            model::checkpoint(epoch + 1, &net.named_tensors(), &opt)?;
         }
 
         if schema.records("test") > 0 {

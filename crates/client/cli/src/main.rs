@@ -1,8 +1,9 @@
 //! `chiron`: the command-line tool of data owners and service operators.
 //!
-//! Runs on the owner's or operator's own machine, outside any enclave. Today it makes owner keys
-//! and seals, inspects and verifies datasets, and verifies TEE evidence; `chiron demo` runs everything that exists end to
-//! end on the embedded digits dataset.
+//! Runs on the owner's or operator's own machine, outside any enclave: owner keys, sealed
+//! datasets, TEE evidence, trainer modules, jobs and predictions against a running service, and
+//! `chiron demo`, the whole owner → operator → training → prediction flow on the embedded
+//! digits dataset with a simulated TEE.
 
 #![forbid(unsafe_code)]
 
@@ -39,7 +40,13 @@ enum Command {
     /// Build trainer modules and test them on data you may read.
     #[command(subcommand)]
     Trainer(cmd::trainer::TrainerCommand),
-    /// Run the whole flow that exists today on the embedded UCI digits dataset.
+    /// Jobs on a running service: submit and follow (owner), list and release (operator).
+    #[command(subcommand)]
+    Job(cmd::service::JobCommand),
+    /// Owner: black-box predictions of a trained job (images, CSV rows, .npy arrays).
+    Predict(cmd::predict::PredictArgs),
+    /// Run the whole flow — host, sim enclave, owner, operator, training, predictions — on the
+    /// embedded UCI digits dataset.
     Demo(cmd::demo::DemoArgs),
 }
 
@@ -50,6 +57,8 @@ fn main() -> ExitCode {
         Command::Dataset(c) => cmd::dataset::run(c),
         Command::Attest(c) => cmd::attest::run(c),
         Command::Trainer(c) => cmd::trainer::run(c),
+        Command::Job(c) => cmd::service::run(c),
+        Command::Predict(args) => cmd::predict::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
     };
     match result {

@@ -209,7 +209,7 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Decodes one image into channels-first bytes of `shape`, fixing `shape` from this image when
 /// it is still open. The size is read from the header before decoding, so an image of the wrong
 /// size is refused without decoding it.
-fn load(path: &Path, shape: &mut Option<[u32; 3]>) -> Result<Vec<u8>> {
+pub fn load(path: &Path, shape: &mut Option<[u32; 3]>) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let reader = || -> Result<ImageReader<Cursor<&[u8]>>> {
         let mut r = ImageReader::new(Cursor::new(bytes.as_slice()))

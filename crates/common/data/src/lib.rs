@@ -79,6 +79,20 @@ impl Dataset {
         self.splits.iter().find(|s| s.name == name)
     }
 
+    /// The features of split `name` as f32 values (what a trainer sees for them), or `None`
+    /// if there is no such split.
+    pub fn split_f32(&self, name: &str) -> Option<Vec<f32>> {
+        let split = self.split(name)?;
+        Some(match self.dtype {
+            Dtype::U8 => split.features.iter().map(|&b| f32::from(b)).collect(),
+            Dtype::F32 => split
+                .features
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        })
+    }
+
     /// The schema this dataset will be sealed with; checks it against the format's rules and
     /// every split's features and labels against the schema.
     pub fn schema(&self) -> Result<Schema> {

@@ -112,8 +112,9 @@ impl Array {
     }
 }
 
-/// Reads a features array; returns the dtype it becomes, its full shape and its bytes.
-fn read_features(path: &Path) -> Result<(Dtype, Vec<u32>, Vec<u8>)> {
+/// One features array: its dtype after conversion, its shape `[N, ..]` and its bytes (`u8`, or
+/// `f32` little-endian), checked as in [`import`].
+pub fn read_features(path: &Path) -> Result<(Dtype, Vec<u32>, Vec<u8>)> {
     let array = read_array(path)?;
     let shape = array.header.shape();
     if !(2..=4).contains(&shape.len()) {

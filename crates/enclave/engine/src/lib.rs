@@ -20,13 +20,14 @@
 //!   dataset in file order, so what the host sees does not depend on the trainer's requests.
 //!
 //! Module layout: `api` (types and codes), `engine` (handle table, budgets, creation,
-//! parameters, backward, export), `ops` (tensor operations), `optim` (optimizers and
+//! parameters, backward, export), `checkpoint` (resumable training state), `ops` (tensor operations), `optim` (optimizers and
 //! schedules), `data` (batches, shuffles, [`SealedRecords`]), `dynt` (dynamic-rank tensors over
 //! burn), `rng` (the seeded generator).
 
 #![forbid(unsafe_code)]
 
 mod api;
+mod checkpoint;
 mod data;
 mod dynt;
 mod engine;
@@ -35,6 +36,7 @@ mod optim;
 mod rng;
 
 pub use api::*;
+pub use checkpoint::{CHECKPOINT_MAGIC, EngineCheckpoint};
 pub use data::{MAX_SHUFFLE_RECORDS, SealedRecords};
 pub use engine::{Engine, MAX_NAME_LEN, NamedTensor, thread_pool, valid_name};
 pub use optim::{MAX_OPTIMIZERS, learning_rate_at};

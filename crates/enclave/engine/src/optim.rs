@@ -25,16 +25,28 @@ enum Rule {
 
 /// One optimizer: its parameters, rule, schedule, step count and per-parameter state.
 pub(crate) struct Optimizer {
-    params: Vec<TensorId>,
+    pub(crate) params: Vec<TensorId>,
     lr: LrConfig,
     rule: Rule,
     /// Steps this optimizer has taken (drives the schedule and Adam's bias correction).
-    t: u64,
+    pub(crate) t: u64,
     /// Per parameter (same order as `params`): momentum buffer (SGD) or first and second
     /// moments (Adam), created at the first step that has a gradient.
-    state: Vec<Vec<Vec<f32>>>,
+    pub(crate) state: Vec<Vec<Vec<f32>>>,
     /// Bytes reserved for `state` (counted in the engine's live bytes from creation).
     state_bytes: u64,
+}
+
+impl Optimizer {
+    /// State buffers each parameter gets at its first update: one momentum buffer (SGD with
+    /// momentum), none (plain SGD), or two moments (Adam).
+    pub(crate) fn buffers_per_param(&self) -> usize {
+        match self.rule {
+            Rule::Sgd(c) if c.momentum > 0.0 => 1,
+            Rule::Sgd(_) => 0,
+            Rule::Adam(_) => 2,
+        }
+    }
 }
 
 /// The learning rate of step `t` (0-based) under `lr`:

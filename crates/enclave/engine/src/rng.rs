@@ -30,6 +30,16 @@ impl Rng {
         Rng(r)
     }
 
+    /// The generator's position in its stream (words consumed), for checkpoints.
+    pub(crate) fn position(&self) -> u128 {
+        self.0.get_word_pos()
+    }
+
+    /// Moves the generator to `position` in its stream (resuming from a checkpoint).
+    pub(crate) fn seek(&mut self, position: u128) {
+        self.0.set_word_pos(position);
+    }
+
     /// Uniform in `[0, 1)` with 53 random bits.
     pub(crate) fn unit_f64(&mut self) -> f64 {
         (self.0.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)

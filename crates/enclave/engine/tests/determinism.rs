@@ -200,3 +200,182 @@ fn shuffles_depend_only_on_seed_split_and_epoch() {
     );
     assert_eq!(a.shuffled("nope", 0), Err(EngineError::InvalidArgument));
 }
+
+/// The model of [`resumed_training_matches_uninterrupted_training`]: conv + batch norm +
+/// dropout + linear under Adam, so parameters, buffers, optimizer moments and the generator
+/// all matter.
+struct Small {
+    named: Vec<(String, chiron_engine::TensorId)>,
+    params: Vec<chiron_engine::TensorId>,
+    opt: chiron_engine::OptimizerId,
+}
+
+impl Small {
+    fn new(e: &mut Engine) -> Self {
+        let w1 = e
+            .parameter(&[4, 1, 3, 3], Init::KaimingNormal, 9, 36)
+            .unwrap();
+        let gamma = e.parameter(&[4], Init::Ones, 4, 4).unwrap();
+        let beta = e.parameter(&[4], Init::Zeros, 4, 4).unwrap();
+        let rm = e.buffer(&[4], 0.0).unwrap();
+        let rv = e.buffer(&[4], 1.0).unwrap();
+        let w2 = e.parameter(&[3, 144], Init::XavierUniform, 144, 3).unwrap();
+        let params = vec![w1, gamma, beta, w2];
+        let lr = LrConfig {
+            base: 0.01,
+            schedule: Schedule::Cosine {
+                total: 12,
+                min_lr: 0.001,
+            },
+            warmup: 1,
+        };
+        let opt = e
+            .adam(
+                &params,
+                lr,
+                AdamConfig {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.0,
+                    decoupled: false,
+                },
+            )
+            .unwrap();
+        let named = [
+            ("w1", w1),
+            ("gamma", gamma),
+            ("beta", beta),
+            ("rm", rm),
+            ("rv", rv),
+        ]
+        .into_iter()
+        .chain([("w2", w2)])
+        .map(|(n, t)| (n.to_string(), t))
+        .collect();
+        Self { named, params, opt }
+    }
+
+    fn epoch(&self, e: &mut Engine, epoch: u32) {
+        let [w1, gamma, beta, rm, rv, w2] = std::array::from_fn(|i| self.named[i].1);
+        let aug = Augment {
+            crop_padding: 1,
+            horizontal_flip: true,
+        };
+        let order = e.shuffled("train", epoch).unwrap();
+        for chunk in order.chunks(16) {
+            let (x, y) = e.batch("train", chunk, None, Some(aug)).unwrap();
+            let c = e
+                .conv2d(
+                    x,
+                    w1,
+                    None,
+                    Conv2dOptions {
+                        stride: [1, 1],
+                        padding: [1, 1],
+                        dilation: [1, 1],
+                        groups: 1,
+                    },
+                )
+                .unwrap();
+            let bn = e
+                .batch_norm(c, gamma, beta, rm, rv, true, 0.1, 1e-5)
+                .unwrap();
+            let f = e.flatten(bn, 1).unwrap();
+            let d = e.dropout(f, 0.3, true).unwrap();
+            let logits = e.linear(d, w2, None).unwrap();
+            let loss = e.cross_entropy(logits, y).unwrap();
+            e.backward(loss).unwrap();
+            e.step(self.opt).unwrap();
+            for t in [x, y, c, bn, f, d, logits, loss] {
+                e.release(t);
+            }
+        }
+    }
+
+    fn values(&self, e: &Engine) -> Vec<Vec<f32>> {
+        self.named
+            .iter()
+            .map(|(_, t)| e.to_vec(*t).unwrap())
+            .collect()
+    }
+}
+
+fn synthetic_engine(seed: u64) -> Engine {
+    Engine::new(common::config(seed)).with_data(Arc::new(Synthetic::new()))
+}
+
+#[test]
+fn resumed_training_matches_uninterrupted_training() {
+    let mut e = synthetic_engine(5);
+    let m = Small::new(&mut e);
+    for epoch in 0..3 {
+        m.epoch(&mut e, epoch);
+    }
+    let uninterrupted = m.values(&e);
+
+    // Stop after one epoch, keep only the checkpoint's bytes.
+    let mut first = synthetic_engine(5);
+    let m1 = Small::new(&mut first);
+    m1.epoch(&mut first, 0);
+    let bytes = first.checkpoint(&m1.named, m1.opt).unwrap().to_bytes();
+    drop(first);
+
+    // A new process: the trainer recreates its model (fresh initialisation), then resumes.
+    let mut second = synthetic_engine(5);
+    let m2 = Small::new(&mut second);
+    let checkpoint = chiron_engine::EngineCheckpoint::from_bytes(&bytes).unwrap();
+    assert_eq!(checkpoint.steps(), 4);
+    second.restore(&checkpoint, &m2.named, m2.opt).unwrap();
+    assert_eq!(second.steps_taken(), 4);
+    for epoch in 1..3 {
+        m2.epoch(&mut second, epoch);
+    }
+    assert_eq!(bits(&m2.values(&second)), bits(&uninterrupted));
+    assert_eq!(m2.params.len(), 4);
+}
+
+#[test]
+fn a_checkpoint_that_does_not_fit_is_refused_and_changes_nothing() {
+    let mut e = synthetic_engine(6);
+    let m = Small::new(&mut e);
+    m.epoch(&mut e, 0);
+    let checkpoint = e.checkpoint(&m.named, m.opt).unwrap();
+
+    let mut other = synthetic_engine(7);
+    let m2 = Small::new(&mut other);
+    let before = m2.values(&other);
+    // Wrong names, wrong order, a missing tensor: refused, nothing restored.
+    let mut renamed = m2.named.clone();
+    renamed[0].0 = "conv".into();
+    let mut swapped = m2.named.clone();
+    swapped.swap(0, 5);
+    for named in [renamed, swapped, m2.named[..5].to_vec()] {
+        assert_eq!(
+            other.restore(&checkpoint, &named, m2.opt),
+            Err(EngineError::InvalidArgument)
+        );
+    }
+    assert_eq!(bits(&m2.values(&other)), bits(&before));
+    assert_eq!(other.steps_taken(), 0);
+}
+
+#[test]
+fn corrupt_checkpoint_bytes_are_refused() {
+    let mut e = synthetic_engine(8);
+    let m = Small::new(&mut e);
+    m.epoch(&mut e, 0);
+    let bytes = e.checkpoint(&m.named, m.opt).unwrap().to_bytes();
+    assert!(chiron_engine::EngineCheckpoint::from_bytes(&bytes).is_ok());
+    // Every truncation, and a trailing byte, is an error, not a panic.
+    for cut in (0..bytes.len()).step_by(97) {
+        assert!(chiron_engine::EngineCheckpoint::from_bytes(&bytes[..cut]).is_err());
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(chiron_engine::EngineCheckpoint::from_bytes(&longer).is_err());
+    // A length field claiming more than is there.
+    let mut huge = bytes.clone();
+    huge[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(chiron_engine::EngineCheckpoint::from_bytes(&huge).is_err());
+}

@@ -11,7 +11,7 @@ use wasmtime::component::Resource;
 use crate::bindings::chiron::trainer::{data, model, nn, optim, report, tensor, types};
 use crate::bindings::{ErrorCode, HostOptimizer, HostTensor, MetricName};
 use crate::failure::{FailureCode, HostFault};
-use crate::outcome::{Metric, MetricPoint, NamedTensor, Progress};
+use crate::outcome::{Checkpointing, Metric, MetricPoint, NamedTensor, Progress, TrainCheckpoint};
 
 /// Result type of every generated import: the outer error traps, the inner is the WIT result.
 type HostResult<T> = wasmtime::Result<Result<T, ErrorCode>>;
@@ -96,6 +96,12 @@ pub(crate) struct HostState {
     /// `model.load`, copied for later ones.
     pub preloaded: Option<Vec<(String, TensorId)>>,
     pub load_count: u32,
+    /// Training: where checkpoints go and what `model.resume` restores.
+    pub checkpointing: Checkpointing,
+    /// The `epochs-done` of the last checkpoint (they must increase).
+    pub last_checkpoint: Option<u32>,
+    /// Whether `model.resume` was called (once per run).
+    pub resumed: bool,
 }
 
 impl HostState {
@@ -111,6 +117,9 @@ impl HostState {
             saved: None,
             preloaded: None,
             load_count: 0,
+            checkpointing: Checkpointing::default(),
+            last_checkpoint: None,
+            resumed: false,
         }
     }
 
@@ -569,6 +578,67 @@ impl model::Host for HostState {
             }
         }
         Ok(Ok(out))
+    }
+
+    fn checkpoint(
+        &mut self,
+        epochs_done: u32,
+        tensors: Vec<(String, R)>,
+        optimizer: Resource<HostOptimizer>,
+    ) -> HostResult<()> {
+        if self.phase != Phase::Train {
+            return Ok(Err(ErrorCode::NotAllowed));
+        }
+        if tensors.is_empty() || self.last_checkpoint.is_some_and(|last| epochs_done <= last) {
+            return Ok(Err(ErrorCode::InvalidArgument));
+        }
+        let pairs: Vec<(String, TensorId)> =
+            tensors.iter().map(|(n, r)| (n.clone(), tid(r))).collect();
+        let engine = match self.engine.checkpoint(&pairs, oid(&optimizer)) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(to_wit(e))),
+        };
+        self.last_checkpoint = Some(epochs_done);
+        if let Some(sink) = self.checkpointing.sink.as_mut() {
+            let checkpoint = TrainCheckpoint {
+                epochs_done,
+                engine,
+                progress: self.progress.clone(),
+                metrics: self.metrics.clone(),
+            };
+            if sink.store(&checkpoint).is_err() {
+                return Err(wasmtime::Error::new(HostFault(FailureCode::Internal)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn resume(
+        &mut self,
+        tensors: Vec<(String, R)>,
+        optimizer: Resource<HostOptimizer>,
+    ) -> HostResult<u32> {
+        if self.phase != Phase::Train || self.resumed {
+            return Ok(Err(ErrorCode::NotAllowed));
+        }
+        self.resumed = true;
+        let Some(checkpoint) = self.checkpointing.resume_from.take() else {
+            return Ok(Ok(0));
+        };
+        let pairs: Vec<(String, TensorId)> =
+            tensors.iter().map(|(n, r)| (n.clone(), tid(r))).collect();
+        if let Err(e) = self
+            .engine
+            .restore(&checkpoint.engine, &pairs, oid(&optimizer))
+        {
+            // A trainer that rebuilds a different model cannot resume this job: ending the
+            // run is safer than silently training from scratch under a resumed job's name.
+            return Err(wasmtime::Error::new(HostFault(FailureCode::CallFailed(e))));
+        }
+        self.progress = checkpoint.progress;
+        self.metrics = checkpoint.metrics;
+        self.last_checkpoint = Some(checkpoint.epochs_done);
+        Ok(Ok(checkpoint.epochs_done))
     }
 }
 

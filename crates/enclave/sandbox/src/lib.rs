@@ -31,11 +31,13 @@ mod host;
 mod outcome;
 mod sandbox;
 
-pub use chiron_engine::{EngineConfig, EngineError};
+pub use chiron_engine::{EngineCheckpoint, EngineConfig, EngineError};
 pub use failure::{FailureCode, LoadError, SandboxError};
 pub use outcome::{
-    Metric, MetricPoint, NamedTensor, Progress, SavedModel, TensorData, TrainConfig, TrainOutcome,
+    CheckpointSink, CheckpointSinkError, Checkpointing, Metric, MetricPoint, NamedTensor, Progress,
+    SavedModel, TensorData, TrainCheckpoint, TrainConfig, TrainOutcome,
 };
 pub use sandbox::{
     Sandbox, SandboxLimits, TrainerModule, measure_fresh_instance, run_predict, run_train,
+    run_train_with,
 };

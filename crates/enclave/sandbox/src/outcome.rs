@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chiron_engine::{EngineCheckpoint, EngineError};
+
 /// The job's training configuration: what the guest's `train` receives, plus the wall-clock
 /// budget the runtime enforces (which the guest does not see).
 #[derive(Clone, Debug, PartialEq)]
@@ -95,4 +97,136 @@ pub struct TrainOutcome {
     pub model: Option<SavedModel>,
     /// Optimizer steps the engine took.
     pub steps_taken: u64,
+}
+
+/// The training state a trainer handed to `model.checkpoint` at the end of an epoch, with the
+/// reports made so far: enough to resume the job where it stood (see [`Checkpointing`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainCheckpoint {
+    /// Epochs complete when the checkpoint was made.
+    pub epochs_done: u32,
+    /// Tensors, optimizer state, generator position and step count.
+    pub engine: EngineCheckpoint,
+    /// Progress reports up to the checkpoint.
+    pub progress: Vec<Progress>,
+    /// Metric reports up to the checkpoint.
+    pub metrics: Vec<MetricPoint>,
+}
+
+/// First bytes of a serialised [`TrainCheckpoint`] (format version 1).
+const TRAIN_CHECKPOINT_MAGIC: &[u8; 8] = b"CHRNTCP1";
+
+impl TrainCheckpoint {
+    /// The serialised form the runtime seals (little-endian, length-prefixed).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(TRAIN_CHECKPOINT_MAGIC);
+        out.extend_from_slice(&self.epochs_done.to_le_bytes());
+        out.extend_from_slice(&(self.progress.len() as u32).to_le_bytes());
+        for p in &self.progress {
+            out.extend_from_slice(&p.step.to_le_bytes());
+            out.extend_from_slice(&p.total.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.metrics.len() as u32).to_le_bytes());
+        for m in &self.metrics {
+            out.push(metric_code(m.metric));
+            out.extend_from_slice(&m.step.to_le_bytes());
+            out.extend_from_slice(&m.value.to_le_bytes());
+        }
+        out.extend_from_slice(&self.engine.to_bytes());
+        out
+    }
+
+    /// Parses [`TrainCheckpoint::to_bytes`] output; `InvalidArgument` for anything else.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, EngineError> {
+        let bad = EngineError::InvalidArgument;
+        let mut rest = bytes;
+        let mut take = |n: usize| -> Result<&[u8], EngineError> {
+            if n > rest.len() {
+                return Err(bad);
+            }
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            Ok(head)
+        };
+        if take(8)? != TRAIN_CHECKPOINT_MAGIC {
+            return Err(bad);
+        }
+        let u32_at = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let u64_at = |b: &[u8]| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[..8]);
+            u64::from_le_bytes(a)
+        };
+        let epochs_done = u32_at(take(4)?);
+        let n = u32_at(take(4)?) as usize;
+        let mut progress = Vec::new();
+        for _ in 0..n {
+            let b = take(16)?;
+            progress.push(Progress {
+                step: u64_at(b),
+                total: u64_at(&b[8..]),
+            });
+        }
+        let n = u32_at(take(4)?) as usize;
+        let mut metrics = Vec::new();
+        for _ in 0..n {
+            let b = take(13)?;
+            metrics.push(MetricPoint {
+                metric: metric_from_code(b[0]).ok_or(bad)?,
+                step: u64_at(&b[1..]),
+                value: f32::from_le_bytes([b[9], b[10], b[11], b[12]]),
+            });
+        }
+        let engine = EngineCheckpoint::from_bytes(rest)?;
+        Ok(Self {
+            epochs_done,
+            engine,
+            progress,
+            metrics,
+        })
+    }
+}
+
+fn metric_code(m: Metric) -> u8 {
+    match m {
+        Metric::TrainLoss => 0,
+        Metric::TrainAccuracy => 1,
+        Metric::TestLoss => 2,
+        Metric::TestAccuracy => 3,
+        Metric::LearningRate => 4,
+    }
+}
+
+fn metric_from_code(c: u8) -> Option<Metric> {
+    Some(match c {
+        0 => Metric::TrainLoss,
+        1 => Metric::TrainAccuracy,
+        2 => Metric::TestLoss,
+        3 => Metric::TestAccuracy,
+        4 => Metric::LearningRate,
+        _ => return None,
+    })
+}
+
+/// Where a training run's checkpoints go. Called synchronously from the guest's
+/// `model.checkpoint`; an error ends the run with [`crate::FailureCode::Internal`] (a storage
+/// failure is the runtime's, not the trainer's).
+pub trait CheckpointSink: Send {
+    /// Stores (seals, sends) `checkpoint`.
+    fn store(&mut self, checkpoint: &TrainCheckpoint) -> Result<(), CheckpointSinkError>;
+}
+
+/// A [`CheckpointSink`] could not store a checkpoint (the reason stays with the runtime).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointSinkError;
+
+/// How a training run checkpoints and resumes. The default: no resume, checkpoints validated
+/// and dropped (the operator's test mode).
+#[derive(Default)]
+pub struct Checkpointing {
+    /// The checkpoint `model.resume` restores, if the job is resuming.
+    pub resume_from: Option<TrainCheckpoint>,
+    /// Where `model.checkpoint` sends checkpoints.
+    pub sink: Option<Box<dyn CheckpointSink>>,
 }

@@ -12,7 +12,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::bindings::{self, ErrorCode, HostTensor, TrainerHost};
 use crate::failure::{FailureCode, LoadError, Observed, SandboxError, classify};
 use crate::host::{HostState, Limiter, Phase, from_wit, tid};
-use crate::outcome::{SavedModel, TensorData, TrainConfig, TrainOutcome};
+use crate::outcome::{Checkpointing, SavedModel, TensorData, TrainConfig, TrainOutcome};
 
 /// The limits every instance runs under. One value per [`Sandbox`]; the defaults suit the
 /// enclave (see each field).
@@ -380,6 +380,18 @@ pub fn run_train(
     engine: ce::Engine,
     config: &TrainConfig,
 ) -> Result<TrainOutcome, FailureCode> {
+    run_train_with(module, engine, config, Checkpointing::default())
+}
+
+/// [`run_train`] with checkpoints: the guest's `model.checkpoint` calls go to
+/// `checkpointing.sink`, and `model.resume` restores `checkpointing.resume_from` (the engine
+/// must be configured exactly as for the run that made it: same seed, data and budgets).
+pub fn run_train_with(
+    module: &TrainerModule,
+    engine: ce::Engine,
+    config: &TrainConfig,
+    checkpointing: Checkpointing,
+) -> Result<TrainOutcome, FailureCode> {
     let limits = &module.shared.limits;
     let mut store = module
         .store(engine, Phase::Train, limits.train_fuel, config.wall_budget)
@@ -387,6 +399,7 @@ pub fn run_train(
             module.log("train", FailureCode::Internal, &format!("{e:?}"));
             FailureCode::Internal
         })?;
+    store.data_mut().checkpointing = checkpointing;
     let instance = module
         .pre
         .instantiate(&mut store)

@@ -4,6 +4,8 @@ pub mod attest;
 pub mod dataset;
 pub mod demo;
 pub mod keygen;
+pub mod predict;
+pub mod service;
 pub mod trainer;
 
 /// Errors of the CLI: a message for the user, already naming the problem.

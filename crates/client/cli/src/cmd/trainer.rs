@@ -30,6 +30,18 @@ pub enum TrainerCommand {
         /// The trainer's Cargo project directory.
         dir: PathBuf,
     },
+    /// Register a trainer with a running enclave (over RA-TLS); prints its digest, the name
+    /// owners submit jobs against. The module itself never leaves the enclave again.
+    Register {
+        /// Connection settings (TOML; see docs/config/client.toml).
+        #[arg(long)]
+        connect: PathBuf,
+        /// The operator's token file (created if missing); needed to release shares.
+        #[arg(long)]
+        token_file: PathBuf,
+        /// The trainer component.
+        trainer: PathBuf,
+    },
     /// Train and evaluate a trainer on data you may read, through the enclave's runtime path,
     /// outside any enclave, with full logs.
     Test {
@@ -80,6 +92,20 @@ pub fn run(command: TrainerCommand) -> CliResult {
         TrainerCommand::Build { dir } => {
             let path = chiron_trainer_build::build_trainer(&dir)?;
             println!("{}", path.display());
+            Ok(())
+        }
+        TrainerCommand::Register {
+            connect,
+            token_file,
+            trainer,
+        } => {
+            let settings = chiron_connect::Settings::load(&connect)?;
+            let token = super::service::token(&token_file)?;
+            let module = std::fs::read(&trainer)
+                .map_err(|e| format!("cannot read {}: {e}", trainer.display()))?;
+            let digest =
+                super::service::block_on(super::service::register(&settings, module, &token))??;
+            println!("{digest}");
             Ok(())
         }
         TrainerCommand::Test {

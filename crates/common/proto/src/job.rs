@@ -1,0 +1,247 @@
+//! The job policy: what the owner allows a job to do and to show (TOML; the owner's CLI checks
+//! it before sending, the enclave parses it again and is the authority). Example with every
+//! field explained: `docs/policies/job-example.toml`.
+
+use serde::Deserialize;
+
+/// Metric names a policy may allow the owner to see (the `report` interface's fixed list).
+pub const METRIC_NAMES: [&str; 5] = [
+    "train-loss",
+    "train-accuracy",
+    "test-loss",
+    "test-accuracy",
+    "learning-rate",
+];
+
+/// How predictions are shaped before they leave the enclave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputPolicy {
+    /// The top-1 label only.
+    Label,
+    /// The `k` most likely labels, best first.
+    TopK(u32),
+    /// Softmax probabilities of every class, rounded to `digits` decimal digits.
+    Probabilities(u32),
+}
+
+impl OutputPolicy {
+    /// The name used on the wire (`PredictReply.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OutputPolicy::Label => "label",
+            OutputPolicy::TopK(_) => "top-k",
+            OutputPolicy::Probabilities(_) => "probabilities",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictionsFile {
+    output: String,
+    #[serde(default)]
+    top_k: Option<u32>,
+    #[serde(default)]
+    digits: Option<u32>,
+    query_budget: u64,
+    rate_per_second: f64,
+    #[serde(default = "default_max_batch")]
+    max_batch: u32,
+}
+
+fn default_max_batch() -> u32 {
+    256
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    epochs: u32,
+    batch_size: u32,
+    seed: u64,
+    #[serde(default)]
+    hyper: std::collections::BTreeMap<String, f32>,
+    max_steps: u64,
+    wall_seconds: u64,
+    #[serde(default = "default_report_steps")]
+    report_steps: u32,
+    #[serde(default)]
+    metrics: Vec<String>,
+    predictions: PredictionsFile,
+}
+
+fn default_report_steps() -> u32 {
+    10
+}
+
+/// A checked job policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobPolicy {
+    /// Epochs the trainer is asked to run.
+    pub epochs: u32,
+    /// Batch size the trainer is asked to use.
+    pub batch_size: u32,
+    /// Seed of every random choice of the job.
+    pub seed: u64,
+    /// Hyper-parameters passed to the trainer, by name.
+    pub hyper: Vec<(String, f32)>,
+    /// Step budget: optimizer steps the engine allows.
+    pub max_steps: u64,
+    /// Wall-time budget of training, in seconds; a failed job reports only at its end.
+    pub wall_seconds: u64,
+    /// Granularity of the progress anyone outside sees: `step k of report_steps`.
+    pub report_steps: u32,
+    /// Metric names the owner sees.
+    pub metrics: Vec<String>,
+    /// The shape of predictions.
+    pub output: OutputPolicy,
+    /// Inputs the owner may ask predictions for, in all.
+    pub query_budget: u64,
+    /// Prediction requests per second (sustained; bursts up to one second's worth).
+    pub rate_per_second: f64,
+    /// Inputs per prediction request.
+    pub max_batch: u32,
+}
+
+/// Longest policy text accepted.
+pub const MAX_POLICY_BYTES: usize = 16 * 1024;
+
+impl JobPolicy {
+    /// Parses and checks a policy; the error names the offending field.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > MAX_POLICY_BYTES {
+            return Err(format!("job policy longer than {MAX_POLICY_BYTES} bytes"));
+        }
+        let f: PolicyFile =
+            toml::from_str(text).map_err(|e| format!("job policy: {}", e.message()))?;
+        let check = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("job policy: {what}"))
+            }
+        };
+        check(
+            (1..=100_000).contains(&f.epochs),
+            "epochs must be 1..=100000",
+        )?;
+        check(
+            (1..=65_536).contains(&f.batch_size),
+            "batch_size must be 1..=65536",
+        )?;
+        check(f.max_steps >= 1, "max_steps must be at least 1")?;
+        check(
+            (1..=30 * 24 * 3600).contains(&f.wall_seconds),
+            "wall_seconds must be 1..=2592000",
+        )?;
+        check(
+            (1..=100).contains(&f.report_steps),
+            "report_steps must be 1..=100",
+        )?;
+        check(f.hyper.len() <= 64, "at most 64 hyper-parameters")?;
+        for (name, value) in &f.hyper {
+            check(
+                !name.is_empty() && name.len() <= 64 && value.is_finite(),
+                "hyper-parameters need names of 1..=64 characters and finite values",
+            )?;
+        }
+        for m in &f.metrics {
+            check(
+                METRIC_NAMES.contains(&m.as_str()),
+                &format!("unknown metric {m:?} (known: {})", METRIC_NAMES.join(", ")),
+            )?;
+        }
+        let p = &f.predictions;
+        let output = match p.output.as_str() {
+            "label" => OutputPolicy::Label,
+            "top-k" => {
+                let k = p.top_k.ok_or("job policy: output \"top-k\" needs top_k")?;
+                check((1..=1000).contains(&k), "top_k must be 1..=1000")?;
+                OutputPolicy::TopK(k)
+            }
+            "probabilities" => {
+                let d = p
+                    .digits
+                    .ok_or("job policy: output \"probabilities\" needs digits")?;
+                check(d <= 6, "digits must be 0..=6")?;
+                OutputPolicy::Probabilities(d)
+            }
+            other => {
+                return Err(format!(
+                    "job policy: unknown output {other:?} (label, top-k or probabilities)"
+                ));
+            }
+        };
+        check(
+            p.rate_per_second.is_finite() && p.rate_per_second > 0.0,
+            "rate_per_second must be positive",
+        )?;
+        check(
+            (1..=65_536).contains(&p.max_batch),
+            "max_batch must be 1..=65536",
+        )?;
+        Ok(Self {
+            epochs: f.epochs,
+            batch_size: f.batch_size,
+            seed: f.seed,
+            hyper: f.hyper.into_iter().collect(),
+            max_steps: f.max_steps,
+            wall_seconds: f.wall_seconds,
+            report_steps: f.report_steps,
+            metrics: f.metrics,
+            output,
+            query_budget: p.query_budget,
+            rate_per_second: p.rate_per_second,
+            max_batch: p.max_batch,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const GOOD: &str = r#"
+epochs = 3
+batch_size = 32
+seed = 7
+hyper = { lr = 0.01 }
+max_steps = 1000
+wall_seconds = 60
+metrics = ["test-accuracy"]
+[predictions]
+output = "top-k"
+top_k = 2
+query_budget = 100
+rate_per_second = 10
+"#;
+
+    #[test]
+    fn parses_a_good_policy() {
+        let p = JobPolicy::parse(GOOD).unwrap();
+        assert_eq!(p.output, OutputPolicy::TopK(2));
+        assert_eq!(p.hyper, vec![("lr".to_string(), 0.01)]);
+        assert_eq!(p.report_steps, 10);
+        assert_eq!(p.max_batch, 256);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (from, to, needle) in [
+            ("epochs = 3", "epochs = 0", "epochs"),
+            ("\"test-accuracy\"", "\"weights\"", "unknown metric"),
+            ("output = \"top-k\"", "output = \"raw\"", "unknown output"),
+            ("top_k = 2", "", "needs top_k"),
+            ("seed = 7", "seed = 7\nsurprise = 1", "surprise"),
+            (
+                "rate_per_second = 10",
+                "rate_per_second = 0",
+                "rate_per_second",
+            ),
+        ] {
+            let e = JobPolicy::parse(&GOOD.replace(from, to)).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! What the enclave keeps at the host, sealed: job records, trainer modules, checkpoints and
+//! models. Each has a fixed blob name pattern, its own key and associated data.
+//!
+//! | blob | key | associated data |
+//! |---|---|---|
+//! | `jobs/ID` (padded to [`JOB_RECORD_BYTES`]) | sealing key | kind, name |
+//! | `modules/H` (H from the digest, keyed) | sealing key | kind, name |
+//! | `checkpoints/ID` | sealing key + model key | kind, job id, version |
+//! | `models/ID` | model key (owner share + operator share) | kind, job id |
+
+use chiron_sandbox::{NamedTensor, SavedModel};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::RuntimeError;
+use crate::sealing::{self, Sealer, associated_data};
+
+/// Every sealed job record has this size (plus the seal's overhead), whatever it holds.
+pub const JOB_RECORD_BYTES: usize = 64 * 1024;
+
+/// Most owner-visible metric points a job record keeps (the latest ones).
+pub const MAX_RECORD_METRICS: usize = 512;
+
+/// One metric point the owner's policy lets the owner see.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricRecord {
+    /// The metric's fixed name.
+    pub name: String,
+    /// Step it was reported at.
+    pub step: u64,
+    /// Its value.
+    pub value: f32,
+}
+
+/// A job, as sealed at the host. Holds keys: zeroized on drop, never logged.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Incremented at every write (the newest revision wins while the enclave runs).
+    pub revision: u64,
+    /// Random id (hex).
+    pub job_id: String,
+    /// Hex SHA-256 of the trainer module.
+    pub trainer_digest: String,
+    /// The sealed dataset's blob name.
+    pub dataset_blob: String,
+    /// The dataset's data key.
+    pub data_key: [u8; 32],
+    /// The owner's job policy (TOML).
+    pub policy_toml: String,
+    /// The owner's share of the model key.
+    pub owner_share: [u8; 32],
+    /// SHA-256 of the owner's token.
+    pub owner_token_hash: [u8; 32],
+    /// The operator's share, once released.
+    pub operator_share: Option<[u8; 32]>,
+    /// One record's shape (from the dataset header).
+    pub record_shape: Vec<u32>,
+    /// Classes of the dataset.
+    pub classes: u32,
+    /// Records of the `train` split.
+    pub train_records: u64,
+    /// queued | training | sealing | ready | failed.
+    pub phase: String,
+    /// Progress in reporting steps.
+    pub coarse_step: u32,
+    /// Fixed failure code, for `failed`.
+    pub failure: String,
+    /// Epochs done at the newest checkpoint (0: none).
+    pub checkpoint_version: u32,
+    /// Wall-clock seconds of training spent before the newest checkpoint.
+    pub train_seconds_used: f64,
+    /// Prediction inputs answered so far.
+    pub queries_used: u64,
+    /// Metrics the owner may see.
+    pub metrics: Vec<MetricRecord>,
+}
+
+impl Drop for JobRecord {
+    fn drop(&mut self) {
+        self.data_key.zeroize();
+        self.owner_share.zeroize();
+        if let Some(s) = self.operator_share.as_mut() {
+            s.zeroize();
+        }
+    }
+}
+
+impl std::fmt::Debug for JobRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobRecord")
+            .field("job_id", &self.job_id)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Blob name of a job record.
+pub fn job_blob(job_id: &str) -> String {
+    format!("jobs/{job_id}")
+}
+
+/// Blob name of a job's checkpoint.
+pub fn checkpoint_blob(job_id: &str) -> String {
+    format!("checkpoints/{job_id}")
+}
+
+/// Blob name of a job's model.
+pub fn model_blob(job_id: &str) -> String {
+    format!("models/{job_id}")
+}
+
+/// Whether `id` looks like a job id (32 lower-case hex digits).
+pub fn valid_job_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Seals a job record to its fixed size.
+pub fn seal_job(sealing_key: &[u8; 32], record: &JobRecord) -> Result<Vec<u8>, RuntimeError> {
+    let json = Zeroizing::new(
+        serde_json::to_vec(record).map_err(|e| RuntimeError::Record(e.to_string()))?,
+    );
+    let padded = sealing::pad(&json, JOB_RECORD_BYTES)?;
+    let name = job_blob(&record.job_id);
+    Sealer::new(sealing_key, b"", "chiron/v1/job-records")
+        .seal(&associated_data("job", &name, 0), &padded)
+}
+
+/// Opens a sealed job record stored as `name`.
+pub fn open_job(
+    sealing_key: &[u8; 32],
+    name: &str,
+    sealed: &[u8],
+) -> Result<JobRecord, RuntimeError> {
+    let padded = Sealer::new(sealing_key, b"", "chiron/v1/job-records")
+        .open(&associated_data("job", name, 0), sealed)?;
+    let record: JobRecord = serde_json::from_slice(sealing::unpad(&padded)?)
+        .map_err(|e| RuntimeError::Record(e.to_string()))?;
+    if job_blob(&record.job_id) != name {
+        return Err(RuntimeError::Unseal(
+            "a job record stored under another name",
+        ));
+    }
+    Ok(record)
+}
+
+/// A registered trainer module, as sealed at the host.
+#[derive(Serialize, Deserialize)]
+pub struct ModuleRecord {
+    /// SHA-256 of the operator's token.
+    pub operator_token_hash: [u8; 32],
+    /// The component's bytes.
+    pub module: Vec<u8>,
+}
+
+/// Blob name of the module with `digest`: keyed, so the host cannot tell which module it holds
+/// from its name.
+pub fn module_blob(sealing_key: &[u8; 32], digest: &str) -> String {
+    let h = sealing::derive(sealing_key, digest.as_bytes(), b"chiron/v1/module-name");
+    format!("modules/{}", sealing::hex(&h[..16]))
+}
+
+fn module_sealer(sealing_key: &[u8; 32]) -> Sealer {
+    Sealer::new(sealing_key, b"", "chiron/v1/modules")
+}
+
+/// Seals a module record stored as `name`.
+pub fn seal_module(
+    sealing_key: &[u8; 32],
+    name: &str,
+    record: &ModuleRecord,
+) -> Result<Vec<u8>, RuntimeError> {
+    let mut bytes = Vec::with_capacity(32 + record.module.len());
+    bytes.extend_from_slice(&record.operator_token_hash);
+    bytes.extend_from_slice(&record.module);
+    module_sealer(sealing_key).seal(&associated_data("module", name, 0), &bytes)
+}
+
+/// Opens a module record stored as `name`.
+pub fn open_module(
+    sealing_key: &[u8; 32],
+    name: &str,
+    sealed: &[u8],
+) -> Result<ModuleRecord, RuntimeError> {
+    let bytes = module_sealer(sealing_key).open(&associated_data("module", name, 0), sealed)?;
+    if bytes.len() < 32 {
+        return Err(RuntimeError::Record("module record too short".into()));
+    }
+    let mut operator_token_hash = [0u8; 32];
+    operator_token_hash.copy_from_slice(&bytes[..32]);
+    Ok(ModuleRecord {
+        operator_token_hash,
+        module: bytes[32..].to_vec(),
+    })
+}
+
+/// The root of a job's model key: neither share alone determines it.
+pub fn model_key_root(record: &JobRecord) -> Option<Zeroizing<[u8; 64]>> {
+    let operator = record.operator_share?;
+    let mut root = Zeroizing::new([0u8; 64]);
+    root[..32].copy_from_slice(&record.owner_share);
+    root[32..].copy_from_slice(&operator);
+    Some(root)
+}
+
+/// The sealer of a job's model (model key only).
+pub fn model_sealer(record: &JobRecord) -> Option<Sealer> {
+    let root = model_key_root(record)?;
+    Some(Sealer::new(
+        root.as_ref(),
+        record.job_id.as_bytes(),
+        "chiron/v1/model",
+    ))
+}
+
+/// The sealer of a job's checkpoints (the enclave's sealing key and the model key).
+pub fn checkpoint_sealer(sealing_key: &[u8; 32], record: &JobRecord) -> Option<Sealer> {
+    let root = model_key_root(record)?;
+    let mut ikm = Zeroizing::new([0u8; 96]);
+    ikm[..32].copy_from_slice(sealing_key);
+    ikm[32..].copy_from_slice(root.as_ref());
+    Some(Sealer::new(
+        ikm.as_ref(),
+        record.job_id.as_bytes(),
+        "chiron/v1/checkpoints",
+    ))
+}
+
+/// A saved model's bytes: count, then per tensor name, shape and little-endian values.
+pub fn model_to_bytes(model: &SavedModel) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::new());
+    out.extend_from_slice(&(model.tensors.len() as u32).to_le_bytes());
+    for t in &model.tensors {
+        out.extend_from_slice(&(t.name.len() as u16).to_le_bytes());
+        out.extend_from_slice(t.name.as_bytes());
+        out.push(t.shape.len() as u8);
+        for d in &t.shape {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        for v in &t.values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Parses [`model_to_bytes`] output, checking every length.
+pub fn model_from_bytes(bytes: &[u8]) -> Result<SavedModel, RuntimeError> {
+    let bad = || RuntimeError::Record("malformed model".into());
+    let mut rest = bytes;
+    let mut take = |n: usize| -> Result<&[u8], RuntimeError> {
+        if n > rest.len() {
+            return Err(bad());
+        }
+        let (h, t) = rest.split_at(n);
+        rest = t;
+        Ok(h)
+    };
+    let count = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
+    let mut tensors = Vec::new();
+    for _ in 0..count {
+        let len = u16::from_le_bytes(take(2)?.try_into().map_err(|_| bad())?) as usize;
+        let name = String::from_utf8(take(len)?.to_vec()).map_err(|_| bad())?;
+        let rank = take(1)?[0] as usize;
+        let mut shape = Vec::with_capacity(rank);
+        let mut numel: usize = 1;
+        for _ in 0..rank {
+            let d = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
+            numel = numel.checked_mul(d as usize).ok_or_else(bad)?;
+            shape.push(d);
+        }
+        let raw = take(numel.checked_mul(4).ok_or_else(bad)?)?;
+        let values = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        tensors.push(NamedTensor {
+            name,
+            shape,
+            values,
+        });
+    }
+    if !rest.is_empty() {
+        return Err(bad());
+    }
+    Ok(SavedModel { tensors })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn record() -> JobRecord {
+        JobRecord {
+            revision: 1,
+            job_id: "0123456789abcdef0123456789abcdef".into(),
+            trainer_digest: "ab".repeat(32),
+            dataset_blob: "datasets/x".into(),
+            data_key: [1; 32],
+            policy_toml: "epochs = 1".into(),
+            owner_share: [2; 32],
+            owner_token_hash: [3; 32],
+            operator_share: None,
+            record_shape: vec![1, 8, 8],
+            classes: 10,
+            train_records: 100,
+            phase: "queued".into(),
+            coarse_step: 0,
+            failure: String::new(),
+            checkpoint_version: 0,
+            train_seconds_used: 0.0,
+            queries_used: 0,
+            metrics: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn job_records_have_one_size_and_bind_their_name() {
+        let key = [9u8; 32];
+        let a = record();
+        let mut b = record();
+        b.policy_toml = "x".repeat(5000);
+        b.metrics = vec![
+            MetricRecord {
+                name: "test-accuracy".into(),
+                step: 3,
+                value: 0.5
+            };
+            20
+        ];
+        let sa = seal_job(&key, &a).unwrap();
+        let sb = seal_job(&key, &b).unwrap();
+        assert_eq!(sa.len(), sb.len());
+        let name = job_blob(&a.job_id);
+        assert_eq!(open_job(&key, &name, &sb).unwrap().policy_toml.len(), 5000);
+        assert!(open_job(&key, "jobs/ffffffffffffffffffffffffffffffff", &sa).is_err());
+        assert!(open_job(&[8u8; 32], &name, &sa).is_err());
+    }
+
+    #[test]
+    fn the_model_key_needs_both_shares() {
+        let mut r = record();
+        assert!(model_sealer(&r).is_none());
+        r.operator_share = Some([4; 32]);
+        let sealed = model_sealer(&r).unwrap().seal(b"ad", b"model").unwrap();
+        let mut other = r.clone();
+        other.operator_share = Some([5; 32]);
+        assert!(model_sealer(&other).unwrap().open(b"ad", &sealed).is_err());
+        let mut other = r.clone();
+        other.owner_share = [6; 32];
+        assert!(model_sealer(&other).unwrap().open(b"ad", &sealed).is_err());
+        assert!(model_sealer(&r).unwrap().open(b"ad", &sealed).is_ok());
+    }
+
+    #[test]
+    fn models_round_trip_and_bad_bytes_are_refused() {
+        let m = SavedModel {
+            tensors: vec![NamedTensor {
+                name: "fc.weight".into(),
+                shape: vec![2, 3],
+                values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            }],
+        };
+        let b = model_to_bytes(&m);
+        assert_eq!(model_from_bytes(&b).unwrap(), m);
+        for cut in 0..b.len() {
+            assert!(model_from_bytes(&b[..cut]).is_err());
+        }
+    }
+}

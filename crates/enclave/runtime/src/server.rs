@@ -1,0 +1,89 @@
+//! The RA-TLS endpoint: TLS 1.3 with the enclave's attested certificate, gRPC inside.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use chiron_proto::enclave::operator_server::OperatorServer;
+use chiron_proto::enclave::owner_server::OwnerServer;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::service::Services;
+
+/// Largest request the services accept (a trainer module, a batch of inputs).
+pub const MAX_REQUEST_BYTES: usize = 64 << 20;
+
+/// One accepted RA-TLS connection, as tonic wants it.
+pub struct TlsConnection(TlsStream<TcpStream>);
+
+impl tonic::transport::server::Connected for TlsConnection {
+    type ConnectInfo = ();
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl AsyncRead for TlsConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// Serves both services on `listener` with `tls` until the process ends. Handshakes run
+/// concurrently; a failed handshake drops only its connection.
+pub async fn serve(
+    services: Services,
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+) -> Result<(), tonic::transport::Error> {
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<TlsConnection, std::io::Error>>(64);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let _ = tx.send(Ok(TlsConnection(tls))).await;
+                }
+            });
+        }
+    });
+    tonic::transport::Server::builder()
+        .add_service(
+            OperatorServer::new(services.clone())
+                .max_decoding_message_size(MAX_REQUEST_BYTES)
+                .max_encoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            OwnerServer::new(services)
+                .max_decoding_message_size(MAX_REQUEST_BYTES)
+                .max_encoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+}

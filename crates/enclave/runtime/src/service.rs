@@ -1,0 +1,466 @@
+//! The gRPC services the parties call over RA-TLS: the operator's (register a trainer, release
+//! a share, list jobs) and the owner's (submit a job, status, predictions).
+//!
+//! Errors carry fixed texts that describe the request, never data, keys or weights.
+
+use std::sync::Arc;
+
+use chiron_proto::enclave::operator_server::Operator;
+use chiron_proto::enclave::owner_server::Owner;
+use chiron_proto::enclave::{
+    Empty, JobList, JobRequest, JobStatus, JobStatusReply, ListJobsRequest, Metric, PredictReply,
+    PredictRequest, RegisterTrainerReply, RegisterTrainerRequest, ReleaseShareRequest,
+    SubmitJobReply, SubmitJobRequest,
+};
+use chiron_proto::job::{JobPolicy, OutputPolicy};
+use chiron_sandbox::{FailureCode, TensorData, run_predict};
+use chiron_seal::{DataKey, SealedDataset};
+use tonic::{Request, Response, Status};
+
+use crate::predict::{RateLimiter, shape_outputs};
+use crate::records::{self, JobRecord};
+use crate::sealing::{self, associated_data};
+use crate::state::{Job, Runtime, same_hash, sha256};
+use crate::training;
+
+/// The one error text of a prediction the trainer could not answer.
+pub const PREDICTION_FAILED: &str = "prediction failed";
+
+/// Both services over one runtime.
+#[derive(Clone)]
+pub struct Services {
+    runtime: Arc<Runtime>,
+}
+
+impl Services {
+    /// Services over `runtime`.
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self { runtime }
+    }
+
+    /// Starts (or resumes) job `id`'s training on a blocking thread, unless it runs already.
+    pub fn start_training(&self, id: &str) {
+        let Ok(mut jobs) = self.runtime.jobs.lock() else {
+            return;
+        };
+        let Some(job) = jobs.get_mut(id) else {
+            return;
+        };
+        if job.running {
+            return;
+        }
+        job.running = true;
+        drop(jobs);
+        let rt = self.runtime.clone();
+        let handle = tokio::runtime::Handle::current();
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || training::run_job(rt, handle, id));
+    }
+}
+
+fn internal(e: crate::RuntimeError) -> Status {
+    // The text stays in the enclave's own log; the caller gets a fixed one.
+    eprintln!("chiron-enclave: {e}");
+    Status::internal("internal error")
+}
+
+fn hash32(bytes: &[u8], what: &str) -> Result<[u8; 32], Status> {
+    bytes
+        .try_into()
+        .map_err(|_| Status::invalid_argument(format!("{what} must be 32 bytes")))
+}
+
+fn status_of(record: &JobRecord, policy: &JobPolicy) -> JobStatus {
+    JobStatus {
+        job_id: record.job_id.clone(),
+        phase: record.phase.clone(),
+        coarse_step: record.coarse_step,
+        coarse_steps: policy.report_steps,
+        failure: record.failure.clone(),
+        trainer_digest: record.trainer_digest.clone(),
+    }
+}
+
+/// The job `id` if `token` is its owner's.
+fn owned_job(rt: &Runtime, id: &str, token: &[u8]) -> Result<(JobRecord, JobPolicy), Status> {
+    let jobs = rt
+        .jobs
+        .lock()
+        .map_err(|_| Status::internal("internal error"))?;
+    let job = jobs
+        .get(id)
+        .ok_or_else(|| Status::not_found("no such job"))?;
+    if !same_hash(&sha256(token), &job.record.owner_token_hash) {
+        return Err(Status::permission_denied("not this job's owner"));
+    }
+    Ok((job.record.clone(), job.policy.clone()))
+}
+
+#[tonic::async_trait]
+impl Operator for Services {
+    async fn register_trainer(
+        &self,
+        request: Request<RegisterTrainerRequest>,
+    ) -> Result<Response<RegisterTrainerReply>, Status> {
+        let r = request.into_inner();
+        let token_hash = hash32(&r.operator_token_hash, "operator_token_hash")?;
+        let sandbox = self.runtime.sandbox.clone();
+        let bytes = r.module;
+        let (module, bytes) = tokio::task::spawn_blocking(move || {
+            let loaded = sandbox.load(&bytes);
+            (loaded, bytes)
+        })
+        .await
+        .map_err(|_| Status::internal("internal error"))?;
+        // The load error describes the operator's own module: safe to return to it.
+        let module =
+            module.map_err(|e| Status::invalid_argument(format!("trainer refused: {e}")))?;
+        let digest = self
+            .runtime
+            .register(module, bytes, token_hash)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(RegisterTrainerReply { digest }))
+    }
+
+    async fn release_operator_share(
+        &self,
+        request: Request<ReleaseShareRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        let share = hash32(&r.share, "share")?;
+        let digest = {
+            let jobs = self
+                .runtime
+                .jobs
+                .lock()
+                .map_err(|_| Status::internal("internal error"))?;
+            let job = jobs
+                .get(&r.job_id)
+                .ok_or_else(|| Status::not_found("no such job"))?;
+            if job.record.operator_share.is_some() || job.record.phase != "queued" {
+                return Err(Status::failed_precondition(
+                    "the share was already released",
+                ));
+            }
+            job.record.trainer_digest.clone()
+        };
+        let module = self
+            .runtime
+            .module(&digest)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found("no such trainer"))?;
+        if !same_hash(&sha256(&r.operator_token), &module.operator_token_hash) {
+            return Err(Status::permission_denied("not this trainer's operator"));
+        }
+        let record = self
+            .runtime
+            .update_job(&r.job_id, |rec| {
+                rec.operator_share = Some(share);
+                rec.phase = "training".into();
+            })
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found("no such job"))?;
+        let report_steps = JobPolicy::parse(&record.policy_toml)
+            .map(|p| p.report_steps)
+            .unwrap_or(10);
+        self.runtime
+            .report(&record, report_steps)
+            .await
+            .map_err(internal)?;
+        self.start_training(&r.job_id);
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<ListJobsRequest>,
+    ) -> Result<Response<JobList>, Status> {
+        let token_hash = sha256(&request.into_inner().operator_token);
+        let candidates: Vec<(JobRecord, JobPolicy)> = self
+            .runtime
+            .jobs
+            .lock()
+            .map_err(|_| Status::internal("internal error"))?
+            .values()
+            .map(|j| (j.record.clone(), j.policy.clone()))
+            .collect();
+        let mut jobs = Vec::new();
+        for (record, policy) in candidates {
+            if let Ok(Some(m)) = self.runtime.module(&record.trainer_digest).await {
+                if same_hash(&token_hash, &m.operator_token_hash) {
+                    jobs.push(status_of(&record, &policy));
+                }
+            }
+        }
+        jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+        Ok(Response::new(JobList { jobs }))
+    }
+}
+
+#[tonic::async_trait]
+impl Owner for Services {
+    async fn submit_job(
+        &self,
+        request: Request<SubmitJobRequest>,
+    ) -> Result<Response<SubmitJobReply>, Status> {
+        let r = request.into_inner();
+        // The policy is the owner's own text: its errors may go back verbatim.
+        let policy = JobPolicy::parse(&r.policy_toml).map_err(Status::invalid_argument)?;
+        let data_key = hash32(&r.data_key, "data_key")?;
+        let owner_share = hash32(&r.owner_share, "owner_share")?;
+        let owner_token_hash = hash32(&r.owner_token_hash, "owner_token_hash")?;
+        if self
+            .runtime
+            .module(&r.trainer_digest)
+            .await
+            .map_err(internal)?
+            .is_none()
+        {
+            return Err(Status::not_found(
+                "no trainer with that digest is registered",
+            ));
+        }
+        let bytes = self
+            .runtime
+            .host
+            .get(&r.dataset_blob)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found("the host has no dataset of that name"))?;
+        let dataset = SealedDataset::open_with_data_key(bytes, &DataKey::from_bytes(data_key))
+            .map_err(|_| Status::invalid_argument("the data key does not open that dataset"))?;
+        let schema = dataset.header().schema.clone();
+        drop(dataset);
+        let train_records = schema
+            .splits
+            .iter()
+            .find(|s| s.name == "train")
+            .map_or(0, |s| s.records);
+        if train_records == 0 {
+            return Err(Status::invalid_argument(
+                "the dataset has no `train` records",
+            ));
+        }
+        if let OutputPolicy::TopK(k) = policy.output {
+            if k > schema.classes {
+                return Err(Status::invalid_argument(
+                    "job policy: top_k is larger than the dataset's classes",
+                ));
+            }
+        }
+        let job_id = sealing::hex(&sealing::random::<16>().map_err(internal)?);
+        let record = JobRecord {
+            revision: 1,
+            job_id: job_id.clone(),
+            trainer_digest: r.trainer_digest,
+            dataset_blob: r.dataset_blob,
+            data_key,
+            policy_toml: r.policy_toml,
+            owner_share,
+            owner_token_hash,
+            operator_share: None,
+            record_shape: schema.shape.clone(),
+            classes: schema.classes,
+            train_records,
+            phase: "queued".into(),
+            coarse_step: 0,
+            failure: String::new(),
+            checkpoint_version: 0,
+            train_seconds_used: 0.0,
+            queries_used: 0,
+            metrics: Vec::new(),
+        };
+        self.runtime.store_job(&record).await.map_err(internal)?;
+        self.runtime
+            .report(&record, policy.report_steps)
+            .await
+            .map_err(internal)?;
+        if let Ok(mut jobs) = self.runtime.jobs.lock() {
+            jobs.insert(
+                job_id.clone(),
+                Job {
+                    limiter: RateLimiter::new(policy.rate_per_second),
+                    record,
+                    policy,
+                    model: None,
+                    running: false,
+                },
+            );
+        }
+        Ok(Response::new(SubmitJobReply { job_id }))
+    }
+
+    async fn job_status(
+        &self,
+        request: Request<JobRequest>,
+    ) -> Result<Response<JobStatusReply>, Status> {
+        let r = request.into_inner();
+        let (record, policy) = owned_job(&self.runtime, &r.job_id, &r.owner_token)?;
+        let metrics = record
+            .metrics
+            .iter()
+            .map(|m| Metric {
+                name: m.name.clone(),
+                step: m.step,
+                value: m.value,
+            })
+            .collect();
+        Ok(Response::new(JobStatusReply {
+            status: Some(status_of(&record, &policy)),
+            metrics,
+        }))
+    }
+
+    async fn predict(
+        &self,
+        request: Request<PredictRequest>,
+    ) -> Result<Response<PredictReply>, Status> {
+        let r = request.into_inner();
+        let (record, policy) = owned_job(&self.runtime, &r.job_id, &r.owner_token)?;
+        if record.phase != "ready" {
+            return Err(Status::failed_precondition("the job has no trained model"));
+        }
+        let count = r.count as usize;
+        if count == 0 || r.count > policy.max_batch {
+            return Err(Status::invalid_argument(
+                "count must be between 1 and the policy's max_batch",
+            ));
+        }
+        let per_record: usize = record.record_shape.iter().map(|&d| d as usize).product();
+        if r.inputs.len() != count * per_record * 4 {
+            return Err(Status::invalid_argument(
+                "inputs must be count × record size little-endian f32 values",
+            ));
+        }
+        {
+            let mut jobs = self
+                .runtime
+                .jobs
+                .lock()
+                .map_err(|_| Status::internal("internal error"))?;
+            let job = jobs
+                .get_mut(&r.job_id)
+                .ok_or_else(|| Status::not_found("no such job"))?;
+            if job.record.queries_used.saturating_add(count as u64) > policy.query_budget {
+                return Err(Status::resource_exhausted(
+                    "the job's query budget is spent",
+                ));
+            }
+            if !job.limiter.try_take() {
+                return Err(Status::resource_exhausted("rate limit: retry later"));
+            }
+            // Reserve the queries now, so concurrent requests cannot overrun the budget.
+            job.record.queries_used += count as u64;
+        }
+        let answered = self.answer(&record, &policy, &r, count).await;
+        let shaped = match answered {
+            Ok(shaped) => shaped,
+            Err(e) => {
+                // Nothing was answered: give the reserved queries back.
+                if let Ok(mut jobs) = self.runtime.jobs.lock() {
+                    if let Some(job) = jobs.get_mut(&r.job_id) {
+                        job.record.queries_used =
+                            job.record.queries_used.saturating_sub(count as u64);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let updated = self
+            .runtime
+            .update_job(&r.job_id, |_| {})
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found("no such job"))?;
+        let digits = match policy.output {
+            OutputPolicy::Probabilities(d) => d,
+            _ => 0,
+        };
+        Ok(Response::new(PredictReply {
+            kind: policy.output.kind().to_string(),
+            per_input: shaped.per_input,
+            outputs: shaped.outputs,
+            digits,
+            queries_left: policy.query_budget.saturating_sub(updated.queries_used),
+        }))
+    }
+}
+
+impl Services {
+    /// Runs the trainer's `predict` on the request's inputs and shapes the answer.
+    async fn answer(
+        &self,
+        record: &JobRecord,
+        policy: &JobPolicy,
+        r: &PredictRequest,
+        count: usize,
+    ) -> Result<crate::predict::Shaped, Status> {
+        let module = self
+            .runtime
+            .module(&record.trainer_digest)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::internal("internal error"))?;
+        let model = self.model(&record).await?;
+        let mut shape = vec![r.count];
+        shape.extend_from_slice(&record.record_shape);
+        let input = TensorData {
+            shape,
+            values: r
+                .inputs
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        };
+        let scores =
+            tokio::task::spawn_blocking(move || run_predict(&module.module, &model, &input))
+                .await
+                .map_err(|_| Status::internal("internal error"))?
+                // One answer for every way the trainer's `predict` can fail: which one it was could tell
+                // the owner about the operator's model.
+                .map_err(|code| match code {
+                    FailureCode::InvalidInput => {
+                        Status::invalid_argument("the inputs do not form records")
+                    }
+                    _ => Status::aborted(PREDICTION_FAILED),
+                })?;
+        let shaped = shape_outputs(policy.output, &scores, count, record.classes)
+            .ok_or_else(|| Status::aborted(PREDICTION_FAILED))?;
+        Ok(shaped)
+    }
+
+    /// The job's model: cached, or fetched from the host and opened with the model key.
+    async fn model(&self, record: &JobRecord) -> Result<Arc<chiron_sandbox::SavedModel>, Status> {
+        if let Some(m) = self
+            .runtime
+            .jobs
+            .lock()
+            .ok()
+            .and_then(|j| j.get(&record.job_id).and_then(|j| j.model.clone()))
+        {
+            return Ok(m);
+        }
+        let sealed = self
+            .runtime
+            .host
+            .get(&records::model_blob(&record.job_id))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::internal("internal error"))?;
+        let sealer =
+            records::model_sealer(record).ok_or_else(|| Status::internal("internal error"))?;
+        let bytes = sealer
+            .open(&associated_data("model", &record.job_id, 0), &sealed)
+            .map_err(internal)?;
+        let model = Arc::new(records::model_from_bytes(&bytes).map_err(internal)?);
+        if let Ok(mut jobs) = self.runtime.jobs.lock() {
+            if let Some(j) = jobs.get_mut(&record.job_id) {
+                j.model = Some(model.clone());
+            }
+        }
+        Ok(model)
+    }
+}

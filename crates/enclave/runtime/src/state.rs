@@ -1,0 +1,240 @@
+//! The runtime's state: registered modules, jobs, and the writes that keep the host's sealed
+//! copies current. Locks are never held across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chiron_proto::host::StatusRecord;
+use chiron_proto::job::JobPolicy;
+use chiron_sandbox::{Sandbox, SavedModel, TrainerModule};
+use ring::digest::{SHA256, digest};
+use zeroize::Zeroizing;
+
+use crate::RuntimeError;
+use crate::host_link::HostLink;
+use crate::predict::RateLimiter;
+use crate::records::{self, JobRecord, ModuleRecord};
+
+/// A registered trainer, compiled and ready.
+pub struct LoadedModule {
+    /// The compiled component.
+    pub module: TrainerModule,
+    /// SHA-256 of the operator's token.
+    pub operator_token_hash: [u8; 32],
+}
+
+/// A job in memory.
+pub struct Job {
+    /// The record as last written.
+    pub record: JobRecord,
+    /// Its parsed policy.
+    pub policy: JobPolicy,
+    /// Prediction rate limit.
+    pub limiter: RateLimiter,
+    /// The opened model, once a prediction needed it.
+    pub model: Option<Arc<SavedModel>>,
+    /// Whether a training run is in progress in this process.
+    pub running: bool,
+}
+
+/// The runtime.
+pub struct Runtime {
+    sealing_key: Zeroizing<[u8; 32]>,
+    /// The host's API.
+    pub host: HostLink,
+    /// The sandbox every trainer runs in.
+    pub sandbox: Arc<Sandbox>,
+    /// Live-bytes budget of a training engine.
+    pub max_train_bytes: u64,
+    modules: Mutex<HashMap<String, Arc<LoadedModule>>>,
+    /// Jobs by id.
+    pub jobs: Mutex<HashMap<String, Job>>,
+    /// Serialises record writes, so the host always ends with the newest revision.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+/// SHA-256.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, bytes).as_ref());
+    out
+}
+
+/// Equality of two hashes without an early exit.
+pub fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Runtime {
+    /// A runtime over a sealing key, the host and a sandbox.
+    pub fn new(
+        sealing_key: Zeroizing<[u8; 32]>,
+        host: HostLink,
+        sandbox: Arc<Sandbox>,
+        max_train_bytes: u64,
+    ) -> Self {
+        Self {
+            sealing_key,
+            host,
+            sandbox,
+            max_train_bytes,
+            modules: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(HashMap::new()),
+            write_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The enclave's sealing key.
+    pub fn sealing_key(&self) -> &[u8; 32] {
+        &self.sealing_key
+    }
+
+    /// Registers a compiled module (sealing it at the host if it is new); returns its digest.
+    pub async fn register(
+        &self,
+        module: TrainerModule,
+        bytes: Vec<u8>,
+        operator_token_hash: [u8; 32],
+    ) -> Result<String, RuntimeError> {
+        let digest = module.digest_hex();
+        let name = records::module_blob(&self.sealing_key, &digest);
+        let sealed = records::seal_module(
+            &self.sealing_key,
+            &name,
+            &ModuleRecord {
+                operator_token_hash,
+                module: bytes,
+            },
+        )?;
+        self.host.put(&name, &sealed).await?;
+        if let Ok(mut m) = self.modules.lock() {
+            m.insert(
+                digest.clone(),
+                Arc::new(LoadedModule {
+                    module,
+                    operator_token_hash,
+                }),
+            );
+        }
+        Ok(digest)
+    }
+
+    /// The module with `digest`: from memory, or unsealed from the host and compiled.
+    /// `Ok(None)` if no such module was ever registered with this enclave.
+    pub async fn module(&self, digest: &str) -> Result<Option<Arc<LoadedModule>>, RuntimeError> {
+        if let Some(m) = self
+            .modules
+            .lock()
+            .ok()
+            .and_then(|m| m.get(digest).cloned())
+        {
+            return Ok(Some(m));
+        }
+        let name = records::module_blob(&self.sealing_key, digest);
+        let Some(sealed) = self.host.get(&name).await? else {
+            return Ok(None);
+        };
+        let record = records::open_module(&self.sealing_key, &name, &sealed)?;
+        let sandbox = self.sandbox.clone();
+        let module = tokio::task::spawn_blocking(move || {
+            sandbox
+                .load(&record.module)
+                .map(|m| (m, record.operator_token_hash))
+        })
+        .await
+        .map_err(|_| RuntimeError::Record("module compilation stopped".into()))?
+        .map_err(|e| RuntimeError::Record(format!("a sealed module no longer loads: {e}")))?;
+        if module.0.digest_hex() != digest {
+            return Err(RuntimeError::Unseal("a module stored under another digest"));
+        }
+        let loaded = Arc::new(LoadedModule {
+            module: module.0,
+            operator_token_hash: module.1,
+        });
+        if let Ok(mut m) = self.modules.lock() {
+            m.insert(digest.to_string(), loaded.clone());
+        }
+        Ok(Some(loaded))
+    }
+
+    /// Applies `change` to job `id`'s record, bumps its revision and stores it sealed; returns
+    /// the new record. `Ok(None)` if there is no such job.
+    pub async fn update_job(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut JobRecord),
+    ) -> Result<Option<JobRecord>, RuntimeError> {
+        let _write = self.write_lock.lock().await;
+        let record = {
+            let Ok(mut jobs) = self.jobs.lock() else {
+                return Err(RuntimeError::Record("job table poisoned".into()));
+            };
+            let Some(job) = jobs.get_mut(id) else {
+                return Ok(None);
+            };
+            change(&mut job.record);
+            job.record.revision += 1;
+            job.record.clone()
+        };
+        self.store_job(&record).await?;
+        Ok(Some(record))
+    }
+
+    /// Stores a job record sealed at the host.
+    pub async fn store_job(&self, record: &JobRecord) -> Result<(), RuntimeError> {
+        let sealed = records::seal_job(&self.sealing_key, record)?;
+        self.host
+            .put(&records::job_blob(&record.job_id), &sealed)
+            .await
+    }
+
+    /// Reports a job's fixed-format status record to the host.
+    pub async fn report(&self, record: &JobRecord, report_steps: u32) -> Result<(), RuntimeError> {
+        self.host
+            .report(StatusRecord {
+                job_id: record.job_id.clone(),
+                phase: record.phase.clone(),
+                coarse_step: record.coarse_step,
+                coarse_steps: report_steps,
+                failure: record.failure.clone(),
+            })
+            .await
+    }
+
+    /// Loads every job record the host holds (after a start or a restart); returns the ids of
+    /// jobs whose training must resume. Records that do not open are skipped (and named).
+    pub async fn recover(&self) -> Result<Vec<String>, RuntimeError> {
+        let mut resume = Vec::new();
+        for name in self.host.list("jobs").await? {
+            let Some(sealed) = self.host.get(&name).await? else {
+                continue;
+            };
+            let record = match records::open_job(&self.sealing_key, &name, &sealed) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("chiron-enclave: skipping {name}: {e}");
+                    continue;
+                }
+            };
+            let Ok(policy) = JobPolicy::parse(&record.policy_toml) else {
+                continue;
+            };
+            if matches!(record.phase.as_str(), "training" | "sealing") {
+                resume.push(record.job_id.clone());
+            }
+            if let Ok(mut jobs) = self.jobs.lock() {
+                jobs.insert(
+                    record.job_id.clone(),
+                    Job {
+                        limiter: RateLimiter::new(policy.rate_per_second),
+                        record,
+                        policy,
+                        model: None,
+                        running: false,
+                    },
+                );
+            }
+        }
+        Ok(resume)
+    }
+}

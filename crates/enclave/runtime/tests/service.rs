@@ -1,0 +1,125 @@
+//! The service end to end: the operator registers a trainer, the owner submits a job on real
+//! data, training runs in the sandbox inside the (sim) enclave, the owner gets black-box
+//! predictions; every bad request is refused with a fixed error and loses nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{OWNER_TOKEN, Service, accuracy, digits, fixture, policy};
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn owner_and_operator_train_and_predict_on_digits() {
+    let service = Service::start().await;
+    let digest = service.register(fixture("mlp")).await.unwrap();
+    assert_eq!(digest.len(), 64);
+    let data = digits();
+    let job = service
+        .submit(
+            &digest,
+            &data,
+            &policy(20, 600, "output = \"label\"", "\"test-accuracy\""),
+        )
+        .await;
+
+    // Queued until the operator releases its share; no model to ask yet.
+    let queued = service.status(&job).await.unwrap();
+    assert_eq!(queued.status.unwrap().phase, "queued");
+    let early = service.predict_raw(&job, &OWNER_TOKEN, 1, &[0.0; 64]).await;
+    assert_eq!(early.unwrap_err().code(), Code::FailedPrecondition);
+
+    service.release(&job).await;
+    let done = service.wait(&job, Duration::from_secs(300)).await;
+    let status = done.status.unwrap();
+    assert_eq!((status.phase.as_str(), status.coarse_step), ("ready", 10));
+    assert_eq!(status.trainer_digest, digest);
+    // Only the metrics the policy allows.
+    assert!(!done.metrics.is_empty());
+    assert!(done.metrics.iter().all(|m| m.name == "test-accuracy"));
+
+    // Bad requests: refused with a fixed error, nothing spent.
+    let wrong_owner = service.predict_raw(&job, &[9; 32], 1, &[0.0; 64]).await;
+    assert_eq!(wrong_owner.unwrap_err().code(), Code::PermissionDenied);
+    let wrong_size = service.predict_raw(&job, &OWNER_TOKEN, 1, &[0.0; 63]).await;
+    assert_eq!(wrong_size.unwrap_err().code(), Code::InvalidArgument);
+    let too_many = service
+        .predict_raw(&job, &OWNER_TOKEN, 513, &vec![0.0; 513 * 64])
+        .await;
+    assert_eq!(too_many.unwrap_err().code(), Code::InvalidArgument);
+
+    // A model blob the host tampered with is refused; the job survives it.
+    let model_file = service.work.path().join("store/models").join(&job);
+    let original = std::fs::read(&model_file).unwrap();
+    let mut tampered = original.clone();
+    tampered[40] ^= 1;
+    std::fs::write(&model_file, &tampered).unwrap();
+    let refused = service.predict_raw(&job, &OWNER_TOKEN, 1, &[0.0; 64]).await;
+    assert_eq!(refused.unwrap_err().code(), Code::Internal);
+    std::fs::write(&model_file, &original).unwrap();
+
+    let predictions = service.predict_split(&job, &data, "test").await;
+    let acc = accuracy(&predictions, &data, "test");
+    assert!(acc >= 0.95, "test accuracy {acc}");
+
+    // The operator sees its job's fixed-format status, nothing else.
+    let listed = service.list_jobs().await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].job_id, job);
+    assert_eq!(listed[0].phase, "ready");
+
+    // The host stored the module sealed under a keyed name, never under its digest.
+    let texts = service.host.transcript().texts();
+    assert!(texts.iter().any(|t| t.starts_with("blob put modules/")));
+    assert!(texts.iter().all(|t| !t.contains(&digest)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn submissions_that_do_not_fit_are_refused_with_a_reason() {
+    let service = Service::start().await;
+    let digest = service.register(fixture("mlp")).await.unwrap();
+    let mut owner = service.owner().await;
+    let good = policy(1, 60, "output = \"label\"", "");
+    let request = |digest: &str, blob: &str, key: Vec<u8>, policy: &str| {
+        chiron_proto::enclave::SubmitJobRequest {
+            trainer_digest: digest.to_string(),
+            dataset_blob: blob.to_string(),
+            data_key: key,
+            policy_toml: policy.to_string(),
+            owner_share: vec![1; 32],
+            owner_token_hash: vec![2; 32],
+        }
+    };
+    for (req, code, needle) in [
+        (
+            request(&digest, "datasets/none", vec![0; 32], &good),
+            Code::NotFound,
+            "dataset",
+        ),
+        (
+            request(&"00".repeat(32), "datasets/none", vec![0; 32], &good),
+            Code::NotFound,
+            "trainer",
+        ),
+        (
+            request(&digest, "datasets/none", vec![0; 31], &good),
+            Code::InvalidArgument,
+            "data_key",
+        ),
+        (
+            request(
+                &digest,
+                "datasets/none",
+                vec![0; 32],
+                &good.replace("epochs = 1", "epochs = 0"),
+            ),
+            Code::InvalidArgument,
+            "epochs",
+        ),
+    ] {
+        let e = owner.submit_job(req).await.unwrap_err();
+        assert_eq!(e.code(), code, "{}", e.message());
+        assert!(e.message().contains(needle), "{}", e.message());
+    }
+}

@@ -1,0 +1,203 @@
+//! The host API: blob storage and status records, served as plaintext gRPC to the enclave and
+//! the parties. Every call is written to the transcript with the sizes the host saw.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use chiron_proto::host::blobs_server::{Blobs, BlobsServer};
+use chiron_proto::host::status_server::{Status as StatusService, StatusServer};
+use chiron_proto::host::{
+    Ack, BlobChunk, BlobName, BlobNames, PutReply, StatusRecord, StatusRecords,
+};
+use futures::Stream;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::Transcript;
+use crate::metrics::Metrics;
+use crate::store::BlobStore;
+
+/// Bytes per streamed chunk (fixed, so chunk counts follow from blob sizes alone).
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Largest blob the host accepts (the whole blob is held in memory while stored).
+pub const MAX_BLOB_BYTES: usize = 4 << 30;
+
+/// The phases a status record may carry.
+pub const PHASES: [&str; 5] = ["queued", "training", "sealing", "ready", "failed"];
+
+/// Shared state of the API servers.
+pub struct HostState {
+    store: BlobStore,
+    transcript: Arc<Transcript>,
+    metrics: Arc<Metrics>,
+    statuses: Mutex<BTreeMap<String, StatusRecord>>,
+}
+
+impl HostState {
+    /// State over a store, a transcript and counters.
+    pub fn new(store: BlobStore, transcript: Arc<Transcript>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            transcript,
+            metrics,
+            statuses: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Jobs per phase, from the latest status record of each job.
+    pub fn jobs_by_phase(&self) -> Vec<(String, u64)> {
+        let statuses = self.statuses.lock().map(|s| s.clone()).unwrap_or_default();
+        PHASES
+            .iter()
+            .map(|p| {
+                let n = statuses.values().filter(|r| r.phase == *p).count() as u64;
+                ((*p).to_string(), n)
+            })
+            .collect()
+    }
+}
+
+fn store_error(e: crate::HostError) -> Status {
+    Status::failed_precondition(e.to_string())
+}
+
+struct BlobsApi(Arc<HostState>);
+struct StatusApi(Arc<HostState>);
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<BlobChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Blobs for BlobsApi {
+    async fn put(
+        &self,
+        request: Request<Streaming<BlobChunk>>,
+    ) -> Result<Response<PutReply>, Status> {
+        let mut stream = request.into_inner();
+        let mut name = None;
+        let mut data = Vec::new();
+        let mut messages = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            messages += 1;
+            if name.is_none() {
+                name = Some(chunk.name);
+            } else if !chunk.name.is_empty() && Some(&chunk.name) != name.as_ref() {
+                return Err(Status::invalid_argument("chunks of one put name one blob"));
+            }
+            if data.len() + chunk.data.len() > MAX_BLOB_BYTES {
+                return Err(Status::resource_exhausted(
+                    "blob larger than the host accepts",
+                ));
+            }
+            data.extend_from_slice(&chunk.data);
+        }
+        let name = name.ok_or_else(|| Status::invalid_argument("empty put"))?;
+        let size = data.len() as u64;
+        self.0.store.put(&name, data).await.map_err(store_error)?;
+        Metrics::inc(&self.0.metrics.blobs_put);
+        self.0
+            .metrics
+            .blob_bytes_put
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        self.0.transcript.log(&format!(
+            "blob put {name} {size} bytes in {messages} messages"
+        ));
+        Ok(Response::new(PutReply { size }))
+    }
+
+    type GetStream = ChunkStream;
+
+    async fn get(&self, request: Request<BlobName>) -> Result<Response<ChunkStream>, Status> {
+        let name = request.into_inner().name;
+        let data = self.0.store.get(&name).await.map_err(|e| {
+            self.0.transcript.log(&format!("blob get {name} refused"));
+            Status::not_found(e.to_string())
+        })?;
+        Metrics::inc(&self.0.metrics.blobs_get);
+        let chunks: Vec<Result<BlobChunk, Status>> = if data.is_empty() {
+            vec![Ok(BlobChunk {
+                name: name.clone(),
+                data: Vec::new(),
+            })]
+        } else {
+            data.chunks(CHUNK_BYTES)
+                .enumerate()
+                .map(|(i, c)| {
+                    Ok(BlobChunk {
+                        name: if i == 0 { name.clone() } else { String::new() },
+                        data: c.to_vec(),
+                    })
+                })
+                .collect()
+        };
+        self.0.transcript.log(&format!(
+            "blob get {name} {} bytes in {} messages",
+            data.len(),
+            chunks.len()
+        ));
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn list(&self, request: Request<BlobName>) -> Result<Response<BlobNames>, Status> {
+        let prefix = request.into_inner().name;
+        let names = self.0.store.list(&prefix).await.map_err(store_error)?;
+        self.0
+            .transcript
+            .log(&format!("blob list {prefix}: {} names", names.len()));
+        Ok(Response::new(BlobNames { names }))
+    }
+}
+
+#[tonic::async_trait]
+impl StatusService for StatusApi {
+    async fn report(&self, request: Request<StatusRecord>) -> Result<Response<Ack>, Status> {
+        let r = request.into_inner();
+        if !PHASES.contains(&r.phase.as_str()) {
+            return Err(Status::invalid_argument("unknown phase"));
+        }
+        Metrics::inc(&self.0.metrics.status_reports);
+        self.0.transcript.log(&format!(
+            "status job {} {} step {}/{}{}",
+            r.job_id,
+            r.phase,
+            r.coarse_step,
+            r.coarse_steps,
+            if r.failure.is_empty() {
+                String::new()
+            } else {
+                format!(" failure {}", r.failure)
+            }
+        ));
+        if let Ok(mut s) = self.0.statuses.lock() {
+            s.insert(r.job_id.clone(), r);
+        }
+        Ok(Response::new(Ack {}))
+    }
+
+    async fn list(&self, _: Request<Ack>) -> Result<Response<StatusRecords>, Status> {
+        let records = self
+            .0
+            .statuses
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        Ok(Response::new(StatusRecords { records }))
+    }
+}
+
+/// Serves the API on `listener` until the task is aborted.
+pub async fn serve(state: Arc<HostState>, listener: tokio::net::TcpListener) {
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let result = tonic::transport::Server::builder()
+        .add_service(
+            BlobsServer::new(BlobsApi(state.clone())).max_decoding_message_size(2 * CHUNK_BYTES),
+        )
+        .add_service(StatusServer::new(StatusApi(state.clone())))
+        .serve_with_incoming(incoming)
+        .await;
+    if let Err(e) = result {
+        state.transcript.log(&format!("host API stopped: {e}"));
+    }
+}

@@ -1,0 +1,41 @@
+//! `chiron-host --config host.toml`: runs the untrusted host daemon until interrupted.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chiron_host::{Host, HostConfig};
+use clap::Parser;
+
+/// The untrusted host daemon: blob store, enclave supervisor, relay, status and metrics.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file (TOML; see docs/config/host.toml).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let run = async {
+        let mut config = HostConfig::load(&args.config)?;
+        config.echo_log = true;
+        let host = Host::start(config).await?;
+        println!("api {}", host.api_addr);
+        println!("enclave {}", host.enclave_addr);
+        println!("metrics {}", host.metrics_addr);
+        let _ = tokio::signal::ctrl_c().await;
+        host.shutdown().await;
+        Ok::<(), chiron_host::HostError>(())
+    };
+    match run.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chiron-host: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The host's configuration (TOML; example with every field in `docs/config/host.toml`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::HostError;
+
+/// How to launch the enclave process.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnclaveCommand {
+    /// The `chiron-enclave` executable (or a TEE loader such as `gramine-sgx`).
+    pub program: PathBuf,
+    /// Its arguments. The host appends `--host-api http://ADDR` (its API address); the enclave
+    /// prints `listening ADDR` on standard output once it serves.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// Everything the host needs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// Address of the host API (blobs, status; plaintext gRPC). Port 0 picks a free port.
+    #[serde(default = "loopback_any")]
+    pub api_listen: String,
+    /// Address parties connect to; connections are relayed to the enclave.
+    #[serde(default = "loopback_any")]
+    pub enclave_listen: String,
+    /// Address of the Prometheus endpoint (`GET /metrics`).
+    #[serde(default = "loopback_any")]
+    pub metrics_listen: String,
+    /// Blob storage: a local directory path (or `file:///abs/path`), or `s3://bucket/prefix`
+    /// (build with the `s3` feature; credentials from the usual `AWS_*` variables).
+    pub store: String,
+    /// The enclave process.
+    pub enclave: EnclaveCommand,
+    /// Also print the transcript's log lines on standard error.
+    #[serde(default)]
+    pub echo_log: bool,
+}
+
+fn loopback_any() -> String {
+    "127.0.0.1:0".into()
+}
+
+impl HostConfig {
+    /// Reads and checks a TOML configuration file.
+    pub fn load(path: &Path) -> Result<Self, HostError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| HostError::Config(format!("cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| HostError::Config(format!("{}: {}", path.display(), e.message())))
+    }
+}
