@@ -73,10 +73,10 @@ impl Settings {
             .map_err(|e| ConnectError::Config(format!("cannot read {}: {e}", path.display())))?;
         let mut s: Settings = toml::from_str(&text)
             .map_err(|e| ConnectError::Config(format!("{}: {}", path.display(), e.message())))?;
-        if s.attestation_policy.is_relative() {
-            if let Some(dir) = path.parent() {
-                s.attestation_policy = dir.join(&s.attestation_policy);
-            }
+        if s.attestation_policy.is_relative()
+            && let Some(dir) = path.parent()
+        {
+            s.attestation_policy = dir.join(&s.attestation_policy);
         }
         Ok(s)
     }
@@ -236,7 +236,7 @@ impl Prediction {
 /// Decodes a reply into one [`Prediction`] per input.
 pub fn decode_predictions(reply: &PredictReply) -> Result<Vec<Prediction>, ConnectError> {
     let per = reply.per_input as usize;
-    if per == 0 || reply.outputs.len() % (per * 4) != 0 {
+    if per == 0 || !reply.outputs.len().is_multiple_of(per * 4) {
         return Err(ConnectError::Call("malformed prediction reply".into()));
     }
     let values: Vec<u32> = reply

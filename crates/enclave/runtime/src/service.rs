@@ -189,10 +189,10 @@ impl Operator for Services {
             .collect();
         let mut jobs = Vec::new();
         for (record, policy) in candidates {
-            if let Ok(Some(m)) = self.runtime.module(&record.trainer_digest).await {
-                if same_hash(&token_hash, &m.operator_token_hash) {
-                    jobs.push(status_of(&record, &policy));
-                }
+            if let Ok(Some(m)) = self.runtime.module(&record.trainer_digest).await
+                && same_hash(&token_hash, &m.operator_token_hash)
+            {
+                jobs.push(status_of(&record, &policy));
             }
         }
         jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
@@ -244,12 +244,12 @@ impl Owner for Services {
                 "the dataset has no `train` records",
             ));
         }
-        if let OutputPolicy::TopK(k) = policy.output {
-            if k > schema.classes {
-                return Err(Status::invalid_argument(
-                    "job policy: top_k is larger than the dataset's classes",
-                ));
-            }
+        if let OutputPolicy::TopK(k) = policy.output
+            && k > schema.classes
+        {
+            return Err(Status::invalid_argument(
+                "job policy: top_k is larger than the dataset's classes",
+            ));
         }
         let job_id = sealing::hex(&sealing::random::<16>().map_err(internal)?);
         let record = JobRecord {
@@ -360,11 +360,10 @@ impl Owner for Services {
             Ok(shaped) => shaped,
             Err(e) => {
                 // Nothing was answered: give the reserved queries back.
-                if let Ok(mut jobs) = self.runtime.jobs.lock() {
-                    if let Some(job) = jobs.get_mut(&r.job_id) {
-                        job.record.queries_used =
-                            job.record.queries_used.saturating_sub(count as u64);
-                    }
+                if let Ok(mut jobs) = self.runtime.jobs.lock()
+                    && let Some(job) = jobs.get_mut(&r.job_id)
+                {
+                    job.record.queries_used = job.record.queries_used.saturating_sub(count as u64);
                 }
                 return Err(e);
             }
@@ -404,7 +403,7 @@ impl Services {
             .await
             .map_err(internal)?
             .ok_or_else(|| Status::internal("internal error"))?;
-        let model = self.model(&record).await?;
+        let model = self.model(record).await?;
         let mut shape = vec![r.count];
         shape.extend_from_slice(&record.record_shape);
         let input = TensorData {
@@ -456,10 +455,10 @@ impl Services {
             .open(&associated_data("model", &record.job_id, 0), &sealed)
             .map_err(internal)?;
         let model = Arc::new(records::model_from_bytes(&bytes).map_err(internal)?);
-        if let Ok(mut jobs) = self.runtime.jobs.lock() {
-            if let Some(j) = jobs.get_mut(&record.job_id) {
-                j.model = Some(model.clone());
-            }
+        if let Ok(mut jobs) = self.runtime.jobs.lock()
+            && let Some(j) = jobs.get_mut(&record.job_id)
+        {
+            j.model = Some(model.clone());
         }
         Ok(model)
     }

@@ -158,10 +158,10 @@ pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
         }
         Ok::<(), crate::RuntimeError>(())
     });
-    if let Ok(mut jobs) = runtime.jobs.lock() {
-        if let Some(j) = jobs.get_mut(&job_id) {
-            j.running = false;
-        }
+    if let Ok(mut jobs) = runtime.jobs.lock()
+        && let Some(j) = jobs.get_mut(&job_id)
+    {
+        j.running = false;
     }
 }
 

@@ -345,7 +345,7 @@ pub async fn predict(
     count: usize,
     batch: usize,
 ) -> CliResult<Vec<Prediction>> {
-    if count == 0 || values.len() % count != 0 {
+    if count == 0 || !values.len().is_multiple_of(count) {
         return Err("inputs do not split into records of one size".into());
     }
     let per = values.len() / count;
