@@ -1,6 +1,6 @@
 //! The job policy: what the owner allows a job to do and to show (TOML; the owner's CLI checks
 //! it before sending, the enclave parses it again and is the authority). Example with every
-//! field explained: `docs/policies/job-example.toml`.
+//! field explained: `docs/config/job.toml`.
 
 use serde::Deserialize;
 

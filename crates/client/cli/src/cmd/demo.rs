@@ -31,7 +31,7 @@ const MLP_TRAINER: &[u8] =
     include_bytes!("../../../../enclave/sandbox/tests/fixtures/mlp.component.wasm");
 
 /// The demo's job policy and attestation policy (documented copies in docs/policies/).
-const JOB_POLICY: &str = include_str!("../../../../../docs/policies/job-example.toml");
+const JOB_POLICY: &str = include_str!("../../../../../docs/config/job.toml");
 const SIM_POLICY: &str = include_str!("../../../../../docs/policies/development-sim.toml");
 
 /// Arguments of `chiron demo`.
@@ -155,7 +155,7 @@ async fn run_async(args: &DemoArgs) -> CliResult {
         &owner_token,
     )
     .await?;
-    println!("  job {job} (policy: docs/policies/job-example.toml)");
+    println!("  job {job} (policy: docs/config/job.toml)");
     owner_saw.push(format!("job {job}"));
     owner_saw.push(format!("trainer {}…", &digest[..16]));
 

@@ -81,7 +81,7 @@ pub enum JobCommand {
         /// sent, to the attested enclave).
         #[arg(long)]
         key: PathBuf,
-        /// The job policy (TOML; see docs/policies/job-example.toml).
+        /// The job policy (TOML; see docs/config/job.toml).
         #[arg(long)]
         policy: PathBuf,
         /// The owner's token file (created if missing).
