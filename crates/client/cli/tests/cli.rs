@@ -224,7 +224,10 @@ fn demo_runs_end_to_end_and_reports_json() {
         .lines()
         .filter_map(|l| l.split_once(" | ").map(|(_, r)| r))
         .collect();
-    assert!(operator_column.iter().any(|l| l.contains("status job")), "{out}");
+    assert!(
+        operator_column.iter().any(|l| l.contains("status job")),
+        "{out}"
+    );
     assert!(
         operator_column
             .iter()

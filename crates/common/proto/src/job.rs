@@ -65,6 +65,8 @@ struct PolicyFile {
     wall_seconds: u64,
     #[serde(default = "default_report_steps")]
     report_steps: u32,
+    #[serde(default = "default_sealed_blob_mib")]
+    sealed_blob_mib: u32,
     #[serde(default)]
     metrics: Vec<String>,
     predictions: PredictionsFile,
@@ -72,6 +74,10 @@ struct PolicyFile {
 
 fn default_report_steps() -> u32 {
     10
+}
+
+fn default_sealed_blob_mib() -> u32 {
+    4
 }
 
 /// A checked job policy.
@@ -91,6 +97,9 @@ pub struct JobPolicy {
     pub wall_seconds: u64,
     /// Granularity of the progress anyone outside sees: `step k of report_steps`.
     pub report_steps: u32,
+    /// Every sealed checkpoint and the sealed model are padded to this many MiB, so their sizes
+    /// say nothing about the model or the reports; a larger one fails the job.
+    pub sealed_blob_mib: u32,
     /// Metric names the owner sees.
     pub metrics: Vec<String>,
     /// The shape of predictions.
@@ -107,6 +116,11 @@ pub struct JobPolicy {
 pub const MAX_POLICY_BYTES: usize = 16 * 1024;
 
 impl JobPolicy {
+    /// Bytes every sealed checkpoint and model is padded to.
+    pub fn sealed_blob_bytes(&self) -> usize {
+        (self.sealed_blob_mib as usize) << 20
+    }
+
     /// Parses and checks a policy; the error names the offending field.
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.len() > MAX_POLICY_BYTES {
@@ -188,6 +202,7 @@ impl JobPolicy {
             max_steps: f.max_steps,
             wall_seconds: f.wall_seconds,
             report_steps: f.report_steps,
+            sealed_blob_mib: f.sealed_blob_mib,
             metrics: f.metrics,
             output,
             query_budget: p.query_budget,

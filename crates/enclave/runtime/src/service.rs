@@ -451,10 +451,11 @@ impl Services {
             .ok_or_else(|| Status::internal("internal error"))?;
         let sealer =
             records::model_sealer(record).ok_or_else(|| Status::internal("internal error"))?;
-        let bytes = sealer
+        let padded = sealer
             .open(&associated_data("model", &record.job_id, 0), &sealed)
             .map_err(internal)?;
-        let model = Arc::new(records::model_from_bytes(&bytes).map_err(internal)?);
+        let bytes = sealing::unpad(&padded).map_err(internal)?;
+        let model = Arc::new(records::model_from_bytes(bytes).map_err(internal)?);
         if let Ok(mut jobs) = self.runtime.jobs.lock()
             && let Some(j) = jobs.get_mut(&record.job_id)
         {

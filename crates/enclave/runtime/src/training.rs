@@ -8,6 +8,7 @@
 //! at the last reporting step, however early and however it happened.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chiron_engine::{Engine, EngineConfig, SealedRecords};
@@ -20,7 +21,7 @@ use chiron_seal::{DataKey, SealedDataset};
 use tokio::runtime::Handle;
 
 use crate::records::{self, JobRecord, MAX_RECORD_METRICS, MetricRecord};
-use crate::sealing::{Sealer, associated_data};
+use crate::sealing::{self, Sealer, associated_data};
 use crate::state::Runtime;
 
 /// The name of a metric on the wire and in policies.
@@ -73,16 +74,23 @@ struct Sink {
     policy: JobPolicy,
     started: Instant,
     used_before: f64,
+    /// Set when a checkpoint did not fit the policy's sealed size (the trainer's doing).
+    oversized: Arc<AtomicBool>,
 }
 
 impl CheckpointSink for Sink {
     fn store(&mut self, checkpoint: &TrainCheckpoint) -> Result<(), CheckpointSinkError> {
         let version = checkpoint.epochs_done;
         let bytes = zeroize::Zeroizing::new(checkpoint.to_bytes());
+        // Fixed size: the host must not learn the model's size or how much the trainer reported.
+        let Ok(padded) = sealing::pad(&bytes, self.policy.sealed_blob_bytes()) else {
+            self.oversized.store(true, Ordering::Relaxed);
+            return Err(CheckpointSinkError);
+        };
         let ad = associated_data("checkpoint", &self.job_id, u64::from(version));
         let sealed = self
             .sealer
-            .seal(&ad, &bytes)
+            .seal(&ad, &padded)
             .map_err(|_| CheckpointSinkError)?;
         let coarse_step = coarse(version, self.policy.epochs, self.policy.report_steps);
         let used = self.used_before + self.started.elapsed().as_secs_f64();
@@ -197,8 +205,9 @@ fn train(
             .map_err(internal)?
             .ok_or("checkpoint-rejected")?;
         let ad = associated_data("checkpoint", &record.job_id, u64::from(version));
-        let bytes = ckpt_sealer.open(&ad, &sealed).map_err(internal)?;
-        Some(TrainCheckpoint::from_bytes(&bytes).map_err(|_| "checkpoint-rejected")?)
+        let padded = ckpt_sealer.open(&ad, &sealed).map_err(internal)?;
+        let bytes = sealing::unpad(&padded).map_err(|_| "checkpoint-rejected")?;
+        Some(TrainCheckpoint::from_bytes(bytes).map_err(|_| "checkpoint-rejected")?)
     } else {
         None
     };
@@ -211,7 +220,9 @@ fn train(
     })
     .with_data(records);
     let wall_left = (policy.wall_seconds as f64 - record.train_seconds_used).max(0.0);
+    let oversized = Arc::new(AtomicBool::new(false));
     let sink = Sink {
+        oversized: oversized.clone(),
         runtime: runtime.clone(),
         handle: handle.clone(),
         job_id: record.job_id.clone(),
@@ -235,8 +246,11 @@ fn train(
         },
     )
     .map_err(|code| match code {
-        // The runtime's own failure, not the trainer's.
-        chiron_sandbox::FailureCode::Internal => "internal".to_string(),
+        // The runtime's own failure, not the trainer's (unless the trainer's checkpoint was
+        // larger than the policy allows).
+        chiron_sandbox::FailureCode::Internal if !oversized.load(Ordering::Relaxed) => {
+            "internal".to_string()
+        }
         // Every way a trainer can fail looks the same from outside: which one it was could
         // depend on the data.
         _ => TRAINER_FAILED.to_string(),
@@ -246,11 +260,10 @@ fn train(
     // Seal the model under the two-share key; only then is the job ready.
     let metrics = owner_metrics(policy, &outcome.metrics);
     let model_sealer = records::model_sealer(record).ok_or("internal")?;
+    let padded = sealing::pad(&records::model_to_bytes(&model), policy.sealed_blob_bytes())
+        .map_err(|_| TRAINER_FAILED)?;
     let sealed = model_sealer
-        .seal(
-            &associated_data("model", &record.job_id, 0),
-            &records::model_to_bytes(&model),
-        )
+        .seal(&associated_data("model", &record.job_id, 0), &padded)
         .map_err(internal)?;
     let rt = runtime.clone();
     let id = record.job_id.clone();

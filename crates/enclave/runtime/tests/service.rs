@@ -123,3 +123,34 @@ async fn submissions_that_do_not_fit_are_refused_with_a_reason() {
         assert!(e.message().contains(needle), "{}", e.message());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_model_larger_than_the_sealed_size_fails_as_the_trainer_s_failure() {
+    let service = Service::start().await;
+    let digest = service.register(fixture("mlp")).await.unwrap();
+    // ~2.4 MB of weights (plus optimizer state) against a 1 MiB sealed size.
+    let policy = policy(2, 3, "output = \"label\"", "").replace(
+        "seed = 42",
+        "seed = 42\nsealed_blob_mib = 1\nhyper = { hidden1 = 1024, hidden2 = 512 }",
+    );
+    let job = service.submit(&digest, &digits(), &policy).await;
+    service.release(&job).await;
+    let done = service.wait(&job, Duration::from_secs(120)).await;
+    let s = done.status.unwrap();
+    assert_eq!(
+        (s.phase.as_str(), s.failure.as_str()),
+        ("failed", "trainer-failed")
+    );
+    // No checkpoint or model of another size ever reached the host.
+    let texts = service.host.transcript().texts();
+    assert!(
+        texts
+            .iter()
+            .all(|t| !t.starts_with("blob put checkpoints/")),
+        "{texts:#?}"
+    );
+    assert!(
+        texts.iter().all(|t| !t.starts_with("blob put models/")),
+        "{texts:#?}"
+    );
+}
