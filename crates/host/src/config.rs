@@ -54,3 +54,26 @@ impl HostConfig {
             .map_err(|e| HostError::Config(format!("{}: {}", path.display(), e.message())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses_and_unknown_fields_are_refused() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config/host.toml");
+        let c = HostConfig::load(&example).unwrap();
+        assert_eq!(c.api_listen, "127.0.0.1:7100");
+        assert_eq!(c.enclave.args[0], "--tee");
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            "store = \"x\"\nsurprise = 1\n[enclave]\nprogram = \"e\"\n",
+        )
+        .unwrap();
+        let e = HostConfig::load(&bad).unwrap_err().to_string();
+        assert!(e.contains("surprise"), "{e}");
+    }
+}

@@ -120,7 +120,8 @@ pub fn valid_job_id(id: &str) -> bool {
 /// Seals a job record to its fixed size.
 pub fn seal_job(sealing_key: &[u8; 32], record: &JobRecord) -> Result<Vec<u8>, RuntimeError> {
     let json = Zeroizing::new(
-        serde_json::to_vec(record).map_err(|e| RuntimeError::Record(e.to_string()))?,
+        serde_json::to_vec(record)
+            .map_err(|_| RuntimeError::Record("a job record does not serialise".into()))?,
     );
     let padded = sealing::pad(&json, JOB_RECORD_BYTES)?;
     let name = job_blob(&record.job_id);
@@ -137,7 +138,8 @@ pub fn open_job(
     let padded = Sealer::new(sealing_key, b"", "chiron/v1/job-records")
         .open(&associated_data("job", name, 0), sealed)?;
     let record: JobRecord = serde_json::from_slice(sealing::unpad(&padded)?)
-        .map_err(|e| RuntimeError::Record(e.to_string()))?;
+        // Not the parser's message: it may quote the (secret) contents.
+        .map_err(|_| RuntimeError::Record("a job record does not parse".into()))?;
     if job_blob(&record.job_id) != name {
         return Err(RuntimeError::Unseal(
             "a job record stored under another name",
