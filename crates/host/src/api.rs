@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::store::BlobStore;
 
 /// Bytes per streamed chunk (fixed, so chunk counts follow from blob sizes alone).
-pub const CHUNK_BYTES: usize = 1 << 20;
+pub const CHUNK_BYTES: usize = chiron_proto::BLOB_CHUNK_BYTES;
 
 /// Largest blob the host accepts (the whole blob is held in memory while stored).
 pub const MAX_BLOB_BYTES: usize = 4 << 30;
@@ -116,22 +116,10 @@ impl Blobs for BlobsApi {
             Status::not_found(e.to_string())
         })?;
         Metrics::inc(&self.0.metrics.blobs_get);
-        let chunks: Vec<Result<BlobChunk, Status>> = if data.is_empty() {
-            vec![Ok(BlobChunk {
-                name: name.clone(),
-                data: Vec::new(),
-            })]
-        } else {
-            data.chunks(CHUNK_BYTES)
-                .enumerate()
-                .map(|(i, c)| {
-                    Ok(BlobChunk {
-                        name: if i == 0 { name.clone() } else { String::new() },
-                        data: c.to_vec(),
-                    })
-                })
-                .collect()
-        };
+        let chunks: Vec<Result<BlobChunk, Status>> = chiron_proto::blob_chunks(&name, &data)
+            .into_iter()
+            .map(Ok)
+            .collect();
         self.0.transcript.log(&format!(
             "blob get {name} {} bytes in {} messages",
             data.len(),

@@ -18,7 +18,7 @@ use chiron_attest::{Endorsements, Policy};
 use chiron_proto::enclave::PredictReply;
 use chiron_proto::host::blobs_client::BlobsClient;
 use chiron_proto::host::status_client::StatusClient;
-use chiron_proto::host::{Ack, BlobChunk, StatusRecord};
+use chiron_proto::host::{Ack, StatusRecord};
 use hyper_util::rt::TokioIo;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
@@ -30,9 +30,6 @@ pub use chiron_proto::enclave::owner_client::OwnerClient;
 
 /// Largest message exchanged with the enclave (trainer modules, prediction batches).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
-
-/// Bytes per chunk of a blob upload.
-pub const CHUNK_BYTES: usize = 1 << 20;
 
 /// Errors of the client side.
 #[derive(Debug, thiserror::Error)]
@@ -174,18 +171,12 @@ impl HostApi {
 
     /// Uploads a sealed blob (a dataset) under `name`.
     pub async fn upload(&self, name: &str, data: &[u8]) -> Result<(), ConnectError> {
-        let chunks: Vec<BlobChunk> = data
-            .chunks(CHUNK_BYTES)
-            .enumerate()
-            .map(|(i, c)| BlobChunk {
-                name: if i == 0 {
-                    name.to_string()
-                } else {
-                    String::new()
-                },
-                data: c.to_vec(),
-            })
-            .collect();
+        if data.is_empty() {
+            return Err(ConnectError::Config(
+                "refusing to upload an empty blob".into(),
+            ));
+        }
+        let chunks = chiron_proto::blob_chunks(name, data);
         if chunks.is_empty() {
             return Err(ConnectError::Config(
                 "refusing to upload an empty blob".into(),

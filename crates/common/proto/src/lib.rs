@@ -21,3 +21,29 @@ pub mod job;
 pub mod host {
     tonic::include_proto!("chiron.host.v1");
 }
+
+/// Bytes per chunk of a streamed blob (fixed, so the number of messages follows from a blob's
+/// size alone).
+pub const BLOB_CHUNK_BYTES: usize = 1 << 20;
+
+/// `data` as the chunks of one blob named `name`: the first chunk carries the name; an empty
+/// blob is one empty chunk.
+pub fn blob_chunks(name: &str, data: &[u8]) -> Vec<host::BlobChunk> {
+    if data.is_empty() {
+        return vec![host::BlobChunk {
+            name: name.to_string(),
+            data: Vec::new(),
+        }];
+    }
+    data.chunks(BLOB_CHUNK_BYTES)
+        .enumerate()
+        .map(|(i, c)| host::BlobChunk {
+            name: if i == 0 {
+                name.to_string()
+            } else {
+                String::new()
+            },
+            data: c.to_vec(),
+        })
+        .collect()
+}

@@ -4,14 +4,14 @@
 
 use chiron_proto::host::blobs_client::BlobsClient;
 use chiron_proto::host::status_client::StatusClient;
-use chiron_proto::host::{BlobChunk, BlobName, StatusRecord};
+use chiron_proto::host::{BlobName, StatusRecord};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 use crate::RuntimeError;
 
 /// Bytes per streamed chunk (the host uses the same size).
-pub const CHUNK_BYTES: usize = 1 << 20;
+pub const CHUNK_BYTES: usize = chiron_proto::BLOB_CHUNK_BYTES;
 
 /// Largest blob the enclave fetches.
 pub const MAX_FETCH_BYTES: usize = 4 << 30;
@@ -43,24 +43,7 @@ impl HostLink {
 
     /// Stores a (sealed) blob.
     pub async fn put(&self, name: &str, data: &[u8]) -> Result<(), RuntimeError> {
-        let chunks: Vec<BlobChunk> = if data.is_empty() {
-            vec![BlobChunk {
-                name: name.to_string(),
-                data: Vec::new(),
-            }]
-        } else {
-            data.chunks(CHUNK_BYTES)
-                .enumerate()
-                .map(|(i, c)| BlobChunk {
-                    name: if i == 0 {
-                        name.to_string()
-                    } else {
-                        String::new()
-                    },
-                    data: c.to_vec(),
-                })
-                .collect()
-        };
+        let chunks = chiron_proto::blob_chunks(name, data);
         self.blobs
             .clone()
             .put(tokio_stream::iter(chunks))

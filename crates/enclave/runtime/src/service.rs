@@ -17,10 +17,10 @@ use chiron_sandbox::{FailureCode, TensorData, run_predict};
 use chiron_seal::{DataKey, SealedDataset};
 use tonic::{Request, Response, Status};
 
-use crate::predict::{RateLimiter, shape_outputs};
+use crate::predict::shape_outputs;
 use crate::records::{self, JobRecord};
 use crate::sealing::{self, associated_data};
-use crate::state::{Job, Runtime, same_hash, sha256};
+use crate::state::{Runtime, same_hash, sha256};
 use crate::training;
 
 /// The one error text of a prediction the trainer could not answer.
@@ -278,18 +278,7 @@ impl Owner for Services {
             .report(&record, policy.report_steps)
             .await
             .map_err(internal)?;
-        if let Ok(mut jobs) = self.runtime.jobs.lock() {
-            jobs.insert(
-                job_id.clone(),
-                Job {
-                    limiter: RateLimiter::new(policy.rate_per_second),
-                    record,
-                    policy,
-                    model: None,
-                    running: false,
-                },
-            );
-        }
+        self.runtime.insert_job(record, policy);
         Ok(Response::new(SubmitJobReply { job_id }))
     }
 

@@ -157,6 +157,22 @@ impl Runtime {
         Ok(Some(loaded))
     }
 
+    /// Adds (or replaces) a job in memory.
+    pub fn insert_job(&self, record: JobRecord, policy: JobPolicy) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.insert(
+                record.job_id.clone(),
+                Job {
+                    limiter: RateLimiter::new(policy.rate_per_second),
+                    record,
+                    policy,
+                    model: None,
+                    running: false,
+                },
+            );
+        }
+    }
+
     /// Applies `change` to job `id`'s record, bumps its revision and stores it sealed; returns
     /// the new record. `Ok(None)` if there is no such job.
     pub async fn update_job(
@@ -222,18 +238,7 @@ impl Runtime {
             if matches!(record.phase.as_str(), "training" | "sealing") {
                 resume.push(record.job_id.clone());
             }
-            if let Ok(mut jobs) = self.jobs.lock() {
-                jobs.insert(
-                    record.job_id.clone(),
-                    Job {
-                        limiter: RateLimiter::new(policy.rate_per_second),
-                        record,
-                        policy,
-                        model: None,
-                        running: false,
-                    },
-                );
-            }
+            self.insert_job(record, policy);
         }
         Ok(resume)
     }
