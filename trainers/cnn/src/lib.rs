@@ -13,12 +13,13 @@
 //! `augment` (1 for 3 channels, else 0), `dropout` (0.25), `hidden` (256),
 //! `stats_records` (records used for the normalisation statistics, 10,000).
 
-use chiron_sdk::data::{self, Augment, Batches, Normalize};
+use chiron_sdk::data::{self, Augment, Batches};
 use chiron_sdk::nn::{
     BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, Vars,
 };
 use chiron_sdk::optim::{Schedule, Sgd};
 use chiron_sdk::report::Metric;
+use chiron_sdk::vision::{channel_stats, evaluate, image_shape};
 use chiron_sdk::{Conv2dOptions, Error, Pool2dOptions, Result, Tensor, TrainConfig, Trainer};
 use chiron_sdk::{model, report};
 
@@ -27,8 +28,6 @@ pub struct Cnn;
 
 const MEAN: &str = "norm.mean";
 const STD: &str = "norm.std";
-/// Records per batch of the statistics and evaluation passes.
-const PASS_BATCH: u32 = 256;
 /// Channels of the successive blocks.
 const WIDTHS: [u32; 3] = [32, 64, 128];
 
@@ -76,63 +75,6 @@ fn network(
     Ok(net)
 }
 
-/// `[c, h, w]` of a schema or an input batch shape (`skip` leading axes).
-fn image_shape(shape: &[u32], skip: usize) -> Result<[u32; 3]> {
-    match shape.get(skip..) {
-        Some(&[c, h, w]) => Ok([c, h, w]),
-        _ => Err(Error::InvalidShape),
-    }
-}
-
-/// Per-channel mean and standard deviation over (up to `limit` records of) the `train` split.
-fn channel_stats(schema: &data::Schema, limit: u64) -> Result<(Vec<f32>, Vec<f32>)> {
-    let [c, h, w] = image_shape(&schema.shape, 0)?;
-    let c = c as usize;
-    let per_record = f64::from(h) * f64::from(w);
-    let mut sum = vec![0f64; c];
-    let mut sum_sq = vec![0f64; c];
-    let n = schema.records("train").min(limit);
-    let batches = Batches::over((0..n).collect(), PASS_BATCH, false)?;
-    for idx in batches {
-        let (x, _labels) = data::batch("train", &idx, None, None)?;
-        // [n, c, h, w] → [c] by summing axes 0, then (what were) 2 and 3.
-        let per_channel = |t: &Tensor| -> Result<Vec<f32>> {
-            t.sum(0, false)?.sum(1, false)?.sum(1, false)?.to_list()
-        };
-        for (acc, v) in sum.iter_mut().zip(per_channel(&x)?) {
-            *acc += f64::from(v);
-        }
-        for (acc, v) in sum_sq.iter_mut().zip(per_channel(&x.mul(&x)?)?) {
-            *acc += f64::from(v);
-        }
-    }
-    let count = (n as f64 * per_record).max(1.0);
-    let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
-    let std = sum_sq
-        .iter()
-        .zip(&mean)
-        .map(|(q, m)| ((q / count - m * m).max(0.0).sqrt().max(1e-3)) as f32)
-        .collect();
-    Ok((mean.into_iter().map(|m| m as f32).collect(), std))
-}
-
-/// Correct predictions on `split` and its record count (evaluation mode).
-fn evaluate(
-    schema: &data::Schema,
-    net: &Sequential,
-    normalize: &Normalize,
-    split: &str,
-) -> Result<(u64, u64)> {
-    let mut correct = 0;
-    let mut total = 0;
-    for idx in Batches::sequential(schema, split, PASS_BATCH)? {
-        let (x, y) = data::batch(split, &idx, Some(normalize), None)?;
-        correct += net.forward(&x)?.correct(&y)?;
-        total += idx.len() as u64;
-    }
-    Ok((correct, total))
-}
-
 impl Trainer for Cnn {
     fn train(config: TrainConfig) -> Result<()> {
         let schema = data::schema();
@@ -146,13 +88,9 @@ impl Trainer for Cnn {
         });
         let stats_records = config.hyper("stats_records", 10_000.0) as u64;
 
-        let (mean, std) = channel_stats(&schema, stats_records)?;
-        let normalize = Normalize {
-            mean: mean.clone(),
-            std: std.clone(),
-        };
-        let mean_t = Tensor::from_data(&[shape[0]], &mean)?;
-        let std_t = Tensor::from_data(&[shape[0]], &std)?;
+        let normalize = channel_stats(&schema, stats_records)?;
+        let mean_t = Tensor::from_data(&[shape[0]], &normalize.mean)?;
+        let std_t = Tensor::from_data(&[shape[0]], &normalize.std)?;
 
         let mut vs = Vars::fresh();
         let mut net = network(&mut vs, shape, hidden, dropout, schema.classes)?;

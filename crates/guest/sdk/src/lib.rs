@@ -67,6 +67,7 @@ pub mod optim;
 pub mod report;
 mod tensor;
 mod trainer;
+pub mod vision;
 
 pub use bindings::ErrorCode as Error;
 pub use bindings::Tensor;

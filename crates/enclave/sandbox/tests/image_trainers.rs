@@ -1,5 +1,6 @@
-//! The `cnn` example trainer end to end on small synthetic image data (a bright quadrant tells
-//! the class), for both input kinds it sizes itself for: `[1, 28, 28]` and `[3, 32, 32]`.
+//! The image trainers (`cnn`, `resnet`) end to end on small synthetic image data (a bright
+//! quadrant tells the class), for the input kinds they size themselves for: `[1, 28, 28]` and
+//! `[3, 32, 32]`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -74,7 +75,9 @@ impl RecordSource for Quadrants {
     }
 }
 
-fn trains_and_predicts(shape: [u32; 3]) {
+/// Trains `trainer` for 3 epochs with `hyper`, checks the test accuracy it reports, that its
+/// model holds `tensor`, and that `run_predict` answers 8 held-out images.
+fn trains_and_predicts(trainer: &str, shape: [u32; 3], hyper: &[(&str, f32)], tensor: &str) {
     let data = Quadrants {
         shape,
         train: 256,
@@ -85,7 +88,7 @@ fn trains_and_predicts(shape: [u32; 3]) {
         .map(|i| data.record((1 << 40) + i, &mut probe))
         .collect();
     let sandbox = sandbox();
-    let module = TrainerModule::load(&sandbox, &fixture("cnn")).unwrap();
+    let module = TrainerModule::load(&sandbox, &fixture(trainer)).unwrap();
     let engine = chiron_engine::Engine::new(EngineConfig {
         seed: 3,
         max_live_bytes: 512 << 20,
@@ -96,8 +99,7 @@ fn trains_and_predicts(shape: [u32; 3]) {
     let config = TrainConfig {
         epochs: 3,
         batch_size: 32,
-        // No flips: this task is not mirror-invariant (a flip changes the bright quadrant).
-        hyper: vec![("lr".into(), 0.02), ("augment".into(), 0.0)],
+        hyper: hyper.iter().map(|(n, v)| ((*n).to_string(), *v)).collect(),
         wall_budget: Duration::from_secs(300),
     };
     let outcome = run_train(&module, engine, &config).unwrap();
@@ -109,7 +111,7 @@ fn trains_and_predicts(shape: [u32; 3]) {
         .map(|m| m.value)
         .unwrap();
     eprintln!(
-        "cnn {shape:?}: test accuracy {accuracy} after {} steps",
+        "{trainer} {shape:?}: test accuracy {accuracy} after {} steps",
         outcome.steps_taken
     );
     assert!(accuracy > 0.6, "{accuracy}");
@@ -118,7 +120,7 @@ fn trains_and_predicts(shape: [u32; 3]) {
         model
             .tensors
             .iter()
-            .any(|t| t.name == "block0.bn.running_var")
+            .any(|t| t.name == tensor)
     );
 
     let [c, h, w] = shape;
@@ -148,12 +150,25 @@ fn trains_and_predicts(shape: [u32; 3]) {
     assert!(correct >= 5, "{correct}/8 through run_predict");
 }
 
+// No flips: this task is not mirror-invariant (a flip changes the bright quadrant).
+const CNN: &[(&str, f32)] = &[("lr", 0.02), ("augment", 0.0)];
+
 #[test]
 fn cnn_on_1x28x28() {
-    trains_and_predicts([1, 28, 28]);
+    trains_and_predicts("cnn", [1, 28, 28], CNN, "block0.bn.running_var");
 }
 
 #[test]
 fn cnn_on_3x32x32() {
-    trains_and_predicts([3, 32, 32]);
+    trains_and_predicts("cnn", [3, 32, 32], CNN, "block0.bn.running_var");
+}
+
+#[test]
+fn resnet8_on_3x32x32() {
+    trains_and_predicts(
+        "resnet",
+        [3, 32, 32],
+        &[("depth", 8.0), ("lr", 0.05), ("augment", 0.0)],
+        "stage2.block0.down.bn.running_var",
+    );
 }
