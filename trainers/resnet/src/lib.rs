@@ -155,7 +155,7 @@ fn network(
 
 /// Blocks per stage of a `depth` (`6n + 2`, n ≥ 1).
 fn blocks_for(depth: u32) -> Result<u32> {
-    if depth < 8 || (depth - 2) % 6 != 0 {
+    if depth < 8 || !(depth - 2).is_multiple_of(6) {
         return Err(Error::InvalidArgument);
     }
     Ok((depth - 2) / 6)
