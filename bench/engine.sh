@@ -50,7 +50,16 @@ if [ "${SKIP_TORCH:-0}" != 1 ]; then
     fi
 fi
 
+# CPU time the whole machine spent busy (jiffies of /proc/stat: user nice system irq softirq
+# steal), and what this script's children used: the difference is other work on the machine
+# during the measurements.
+busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat 2>/dev/null || echo 0; }
+# cutime + cstime of this shell (waited-for descendants), in seconds.
+children_cpu() { sed 's/.*) //' "/proc/$$/stat" 2>/dev/null | awk '{ print ($14 + $15) / 100 }' || echo 0; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+busy_before=$(busy_jiffies)
+ours_before=$(children_cpu)
+wall_before=$(date +%s.%N)
 echo "== engine-bench $* (builds the guest trainer, then trains and predicts both ways)" >&2
 engine_json=$("$bin" "$@")
 
@@ -59,14 +68,19 @@ if [ "${SKIP_TORCH:-0}" != 1 ] && "$venv/bin/python" -c "import torch" >/dev/nul
     torch_json=$("$venv/bin/python" bench/engine/torch_ref.py "$@")
 fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+others=$(awk -v b0="$busy_before" -v b1="$(busy_jiffies)" -v o0="$ours_before" \
+    -v o1="$(children_cpu)" -v w0="$wall_before" -v w1="$(date +%s.%N)" -v n="$(nproc)" \
+    'BEGIN { other = (b1 - b0) / 100 - (o1 - o0); if (other < 0) other = 0;
+             printf "%.3f", other / ((w1 - w0) * n) }')
 
 mkdir -p bench/out
-python3 - "$engine_json" "$torch_json" "$load_before" "$load_after" <<'EOF'
+python3 - "$engine_json" "$torch_json" "$load_before" "$load_after" "$others" <<'EOF'
 import json, os, platform, sys
 
 ours = json.loads(sys.argv[1])
 torch = json.loads(sys.argv[2])
 load_before, load_after = sys.argv[3], sys.argv[4]
+others = float(sys.argv[5])
 overhead_target = 0.02
 torch_target = 1.0
 
@@ -82,10 +96,7 @@ def cpu_model():
 
 # Other work on the machine (a compiler, say) skews everything, PyTorch most: its OpenMP
 # threads spin-wait for each other and lose badly when a core is taken away.
-try:
-    busy = float(load_before.split()[0]) > 0.5 or float(load_after.split()[0]) > 1.5
-except ValueError:
-    busy = False
+busy = others > 0.05
 
 train = ours["train"]
 cfg = ours["config"]
@@ -102,8 +113,8 @@ def fmt(v, spec):
 print()
 print(f"reference CNN, batch {cfg['batch']}, {cfg['measured_steps']} steps after "
       f"{cfg['warmup_steps']} warm-up, median of {cfg['reps']}; {cpu_model()}, "
-      f"{os.cpu_count()} CPUs, engine threads {cfg['engine_threads']}, "
-      f"load average {load_before} -> {load_after}")
+      f"{os.cpu_count()} CPUs, engine threads {cfg['engine_threads']}; other processes used "
+      f"{others * 100:.0f} % of the CPUs meanwhile")
 print(f"  {'training':<44} {'img/s':>10}")
 print(f"  {'engine, native API':<44} {native:10.0f}")
 print(f"  {'engine, through the sandbox':<44} {sandbox:10.0f}")
@@ -135,12 +146,13 @@ else:
     print("engine vs PyTorch: not measured (no PyTorch)")
 
 if busy:
-    print(f"WARNING: the machine was busy (load average {load_before} before, {load_after} "
-          "after): these numbers are not comparable with a quiet run, the PyTorch ones least "
+    print(f"WARNING: the machine was busy (other processes used {others * 100:.0f} % of the "
+          "CPUs): these numbers are not comparable with a quiet run, the PyTorch ones least "
           "of all")
 
 out = {
     "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "busy": busy,
+                "other_processes_cpu_share": others,
                 "load_average_before": load_before, "load_average_after": load_after},
     "train_img_s": {"native": native, "sandbox": sandbox, "torch": torch_train},
     "infer_img_s_batch64": {"native": native_infer, "torch": torch_infer},
