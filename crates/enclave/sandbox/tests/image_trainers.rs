@@ -116,12 +116,7 @@ fn trains_and_predicts(trainer: &str, shape: [u32; 3], hyper: &[(&str, f32)], te
     );
     assert!(accuracy > 0.6, "{accuracy}");
     let model = outcome.model.unwrap();
-    assert!(
-        model
-            .tensors
-            .iter()
-            .any(|t| t.name == tensor)
-    );
+    assert!(model.tensors.iter().any(|t| t.name == tensor));
 
     let [c, h, w] = shape;
     let output = run_predict(
