@@ -20,7 +20,8 @@
 //!   dataset in file order, so what the host sees does not depend on the trainer's requests.
 //!
 //! Module layout: `api` (types and codes), `engine` (handle table, budgets, creation,
-//! parameters, backward, export), `checkpoint` (resumable training state), `ops` (tensor operations), `optim` (optimizers and
+//! parameters, backward, export), `checkpoint` (resumable training state), `distributed`
+//! (worker steps through a parameter server), `ops` (tensor operations), `optim` (optimizers and
 //! schedules), `data` (batches, shuffles, [`SealedRecords`]), `dynt` (dynamic-rank tensors over
 //! burn), `rng` (the seeded generator).
 
@@ -29,6 +30,7 @@
 mod api;
 mod checkpoint;
 mod data;
+mod distributed;
 mod dynt;
 mod engine;
 mod ops;
@@ -38,5 +40,8 @@ mod rng;
 pub use api::*;
 pub use checkpoint::{CHECKPOINT_MAGIC, EngineCheckpoint};
 pub use data::{MAX_SHUFFLE_RECORDS, SealedRecords};
+pub use distributed::{
+    ExchangeReply, ExchangeRequest, GradientExchange, OptimizerSpec, ParameterServer,
+};
 pub use engine::{Engine, MAX_NAME_LEN, NamedTensor, thread_pool, valid_name};
-pub use optim::{MAX_OPTIMIZERS, learning_rate_at};
+pub use optim::{MAX_OPTIMIZERS, UpdateRule, learning_rate_at};

@@ -16,18 +16,39 @@ use crate::engine::{Engine, Role};
 /// Most optimizers one engine may hold at once.
 pub const MAX_OPTIMIZERS: usize = 1024;
 
-/// Which update rule.
-#[derive(Clone, Copy, Debug)]
-enum Rule {
+/// Which update rule an optimizer applies (also what a parameter server applies for a
+/// distributed job, see [`crate::ParameterServer`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UpdateRule {
+    /// SGD (momentum, Nesterov, weight decay).
     Sgd(SgdConfig),
+    /// Adam or AdamW.
     Adam(AdamConfig),
+}
+
+impl UpdateRule {
+    /// Applies one update to `p` with gradient `g` and the parameter's state buffers, at
+    /// learning rate `lr` and step number `t` (from 1).
+    pub(crate) fn apply(
+        &self,
+        p: &mut [f32],
+        g: &[f32],
+        state: &mut Vec<Vec<f32>>,
+        lr: f32,
+        t: u64,
+    ) {
+        match *self {
+            UpdateRule::Sgd(c) => sgd_update(p, g, state, lr, c),
+            UpdateRule::Adam(c) => adam_update(p, g, state, lr, t, c),
+        }
+    }
 }
 
 /// One optimizer: its parameters, rule, schedule, step count and per-parameter state.
 pub(crate) struct Optimizer {
     pub(crate) params: Vec<TensorId>,
-    lr: LrConfig,
-    rule: Rule,
+    pub(crate) lr: LrConfig,
+    pub(crate) rule: UpdateRule,
     /// Steps this optimizer has taken (drives the schedule and Adam's bias correction).
     pub(crate) t: u64,
     /// Per parameter (same order as `params`): momentum buffer (SGD) or first and second
@@ -42,9 +63,9 @@ impl Optimizer {
     /// momentum), none (plain SGD), or two moments (Adam).
     pub(crate) fn buffers_per_param(&self) -> usize {
         match self.rule {
-            Rule::Sgd(c) if c.momentum > 0.0 => 1,
-            Rule::Sgd(_) => 0,
-            Rule::Adam(_) => 2,
+            UpdateRule::Sgd(c) if c.momentum > 0.0 => 1,
+            UpdateRule::Sgd(_) => 0,
+            UpdateRule::Adam(_) => 2,
         }
     }
 }
@@ -98,7 +119,7 @@ impl Engine {
         &mut self,
         params: &[TensorId],
         lr: LrConfig,
-        rule: Rule,
+        rule: UpdateRule,
         buffers: u64,
     ) -> Result<OptimizerId> {
         check_lr(&lr)?;
@@ -159,7 +180,7 @@ impl Engine {
             return Err(EngineError::InvalidArgument);
         }
         let buffers = u64::from(momentum > 0.0);
-        self.create_optimizer(params, lr, Rule::Sgd(config), buffers)
+        self.create_optimizer(params, lr, UpdateRule::Sgd(config), buffers)
     }
 
     /// Adam or AdamW (`decoupled`) over `params`, PyTorch's rule: with `t` the step number
@@ -189,7 +210,7 @@ impl Engine {
         if !valid {
             return Err(EngineError::InvalidArgument);
         }
-        self.create_optimizer(params, lr, Rule::Adam(config), 2)
+        self.create_optimizer(params, lr, UpdateRule::Adam(config), 2)
     }
 
     /// Applies one update to every parameter of `optimizer` that has a gradient, consuming the
@@ -203,6 +224,10 @@ impl Engine {
             return Err(EngineError::BudgetExhausted);
         }
         self.steps += 1;
+        if self.exchange.is_some() {
+            // Outside the pool: the exchange may wait for other engines' steps.
+            return self.exchange_step(optimizer);
+        }
         self.pooled(|e| e.apply_step(optimizer.0))
     }
 
@@ -230,10 +255,7 @@ impl Engine {
                     return Err(EngineError::InvalidShape);
                 }
                 let state = &mut opt.state[i];
-                match opt.rule {
-                    Rule::Sgd(c) => sgd_update(&mut pv, &gv, state, lr, c),
-                    Rule::Adam(c) => adam_update(&mut pv, &gv, state, lr, t, c),
-                }
+                opt.rule.apply(&mut pv, &gv, state, lr, t);
                 let leaf = Dyn::from_vec(pv, &dims, &self.device);
                 let leaf = dyn_map!(leaf, x => x.require_grad());
                 if let Some(entry) = self.tensors.get_mut(&p.0) {

@@ -157,12 +157,21 @@ impl Operator for Services {
         let record = self
             .runtime
             .update_job(&r.job_id, |rec| {
-                rec.operator_share = Some(share);
-                rec.phase = "training".into();
+                // Checked again under the write lock: two concurrent releases must not both
+                // win (the model key would change under a running job).
+                if rec.operator_share.is_none() {
+                    rec.operator_share = Some(share);
+                    rec.phase = "training".into();
+                }
             })
             .await
             .map_err(internal)?
             .ok_or_else(|| Status::not_found("no such job"))?;
+        if record.operator_share != Some(share) {
+            return Err(Status::failed_precondition(
+                "the share was already released",
+            ));
+        }
         let report_steps = JobPolicy::parse(&record.policy_toml)
             .map(|p| p.report_steps)
             .unwrap_or(10);

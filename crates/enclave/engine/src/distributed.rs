@@ -1,0 +1,247 @@
+//! Distributed training, the engine's part (DESIGN §6): a worker engine's optimizer step hands
+//! its gradients to a [`GradientExchange`] and takes back the new parameters, and the
+//! [`ParameterServer`] averages the workers' gradients and applies the optimizer, whose state
+//! lives with it. The trainer's code is the same for one engine and for many: it calls `step`.
+//!
+//! Messages have one size per model: gradients and parameters travel as flat `f32` vectors in
+//! the optimizer's parameter order (zeros where a parameter has no gradient, with a mask), so
+//! their sizes do not depend on the data.
+
+use crate::api::{EngineError, LrConfig, OptimizerId, Result};
+use crate::dynt::{Dyn, dyn_map};
+use crate::engine::Engine;
+use crate::optim::{UpdateRule, learning_rate_at};
+
+/// What a parameter server must know of a job's optimizer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimizerSpec {
+    /// The update rule.
+    pub rule: UpdateRule,
+    /// The learning rate and its schedule.
+    pub lr: LrConfig,
+}
+
+/// One worker step, as sent to the parameter server.
+#[derive(Debug)]
+pub struct ExchangeRequest<'a> {
+    /// The optimizer's rule and schedule.
+    pub spec: OptimizerSpec,
+    /// The parameters' version this step starts from (the optimizer's step count).
+    pub version: u64,
+    /// Element count of each parameter, in order.
+    pub numels: &'a [usize],
+    /// Every parameter's gradient, concatenated in order (zeros where none).
+    pub grads: &'a [f32],
+    /// Whether each parameter has a gradient.
+    pub has_grad: &'a [bool],
+    /// The current parameters, concatenated: on the first step only (the server starts from
+    /// them; every worker has the same, being seeded alike).
+    pub initial: Option<&'a [f32]>,
+}
+
+/// The server's answer to a step: the parameters (concatenated in order) at `version`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExchangeReply {
+    /// The parameters' version (rounds the server has closed); a worker that lagged behind
+    /// jumps to it.
+    pub version: u64,
+    /// The parameters.
+    pub params: Vec<f32>,
+}
+
+/// Where a distributed job's optimizer steps go. Blocking until the server has the step's
+/// parameters is the implementation's business.
+pub trait GradientExchange: Send {
+    /// Sends one step's gradients; returns the parameters after it.
+    fn exchange(&mut self, request: &ExchangeRequest<'_>) -> Result<ExchangeReply>;
+}
+
+impl Engine {
+    /// Makes this engine a worker of a distributed job: every optimizer `step` goes through
+    /// `exchange` instead of updating locally.
+    pub fn with_exchange(mut self, exchange: Box<dyn GradientExchange>) -> Self {
+        self.exchange = Some(exchange);
+        self
+    }
+
+    /// A step through the exchange (called by `step`, outside the worker pool: the exchange
+    /// may block on other engines).
+    pub(crate) fn exchange_step(&mut self, optimizer: OptimizerId) -> Result<()> {
+        let opt = self
+            .optimizers
+            .get(&optimizer.0)
+            .ok_or(EngineError::ResourceExhausted)?;
+        let spec = OptimizerSpec {
+            rule: opt.rule,
+            lr: opt.lr,
+        };
+        let version = opt.t;
+        let params = opt.params.clone();
+        let mut numels = Vec::with_capacity(params.len());
+        let mut grads = Vec::new();
+        let mut has_grad = Vec::with_capacity(params.len());
+        let mut initial = Vec::new();
+        for p in &params {
+            // A distributed job keeps every parameter of its optimizer alive.
+            let entry = self.tensors.get(&p.0).ok_or(EngineError::InvalidArgument)?;
+            let n = entry.value.numel();
+            numels.push(n);
+            if version == 0 {
+                initial.extend(entry.value.to_vec().ok_or(EngineError::InvalidArgument)?);
+            }
+            match self.grads.get(&p.0) {
+                Some((g, _)) => {
+                    grads.extend(g.to_vec().ok_or(EngineError::InvalidArgument)?);
+                    has_grad.push(true);
+                }
+                None => {
+                    grads.resize(grads.len() + n, 0.0);
+                    has_grad.push(false);
+                }
+            }
+        }
+        let mut exchange = self.exchange.take().ok_or(EngineError::NotAllowed)?;
+        let result = exchange.exchange(&ExchangeRequest {
+            spec,
+            version,
+            numels: &numels,
+            grads: &grads,
+            has_grad: &has_grad,
+            initial: (version == 0).then_some(initial.as_slice()),
+        });
+        self.exchange = Some(exchange);
+        let reply = result?;
+        let new = reply.params;
+        if new.len() != grads.len() || reply.version <= version {
+            return Err(EngineError::InvalidShape);
+        }
+        let mut offset = 0;
+        for (p, n) in params.iter().zip(&numels) {
+            let values = new[offset..offset + n].to_vec();
+            offset += n;
+            if let Some((_, bytes)) = self.grads.remove(&p.0) {
+                self.live_bytes = self.live_bytes.saturating_sub(bytes);
+            }
+            let device = self.device.clone();
+            if let Some(entry) = self.tensors.get_mut(&p.0) {
+                let dims = entry.value.dims();
+                let leaf = Dyn::from_vec(values, &dims, &device);
+                entry.value = dyn_map!(leaf, x => x.require_grad());
+            }
+        }
+        if let Some(opt) = self.optimizers.get_mut(&optimizer.0) {
+            opt.t = reply.version;
+        }
+        Ok(())
+    }
+}
+
+/// The parameter server of a synchronous job: holds the parameters and the optimizer state,
+/// collects one gradient per worker and step, and closes a round once `workers − backups`
+/// gradients arrived (the rest are late and dropped, as in "Revisiting Distributed Synchronous
+/// SGD"): their mean is applied with the job's rule and schedule.
+pub struct ParameterServer {
+    spec: OptimizerSpec,
+    numels: Vec<usize>,
+    params: Vec<f32>,
+    state: Vec<Vec<Vec<f32>>>,
+    t: u64,
+    workers: usize,
+    needed: usize,
+    round: Vec<(usize, Vec<f32>, Vec<bool>)>,
+}
+
+impl ParameterServer {
+    /// A server for `workers` workers of which `backups` may lag each round, starting from
+    /// `initial` (concatenated parameters of sizes `numels`). `InvalidArgument` unless
+    /// `backups < workers` and the sizes agree.
+    pub fn new(
+        spec: OptimizerSpec,
+        numels: Vec<usize>,
+        initial: Vec<f32>,
+        workers: usize,
+        backups: usize,
+    ) -> Result<Self> {
+        if workers == 0 || backups >= workers || numels.iter().sum::<usize>() != initial.len() {
+            return Err(EngineError::InvalidArgument);
+        }
+        Ok(Self {
+            spec,
+            state: vec![Vec::new(); numels.len()],
+            numels,
+            params: initial,
+            t: 0,
+            workers,
+            needed: workers - backups,
+            round: Vec::new(),
+        })
+    }
+
+    /// The parameters' version: rounds closed so far.
+    pub fn version(&self) -> u64 {
+        self.t
+    }
+
+    /// The current parameters, concatenated.
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    /// Worker `worker`'s gradients for `version`. Returns whether this closed the round (the
+    /// parameters moved to `version + 1`). A gradient for an older version is late and dropped
+    /// (`Ok(false)`); a second one from the same worker in a round, an unknown worker, a
+    /// future version or wrong sizes are `InvalidArgument`.
+    pub fn submit(
+        &mut self,
+        worker: usize,
+        version: u64,
+        grads: &[f32],
+        has_grad: &[bool],
+    ) -> Result<bool> {
+        if version < self.t {
+            return Ok(false);
+        }
+        if worker >= self.workers
+            || version > self.t
+            || grads.len() != self.params.len()
+            || has_grad.len() != self.numels.len()
+            || self.round.iter().any(|(w, _, _)| *w == worker)
+        {
+            return Err(EngineError::InvalidArgument);
+        }
+        self.round.push((worker, grads.to_vec(), has_grad.to_vec()));
+        if self.round.len() < self.needed {
+            return Ok(false);
+        }
+        // The same sum in the same order whichever worker arrived first.
+        self.round.sort_by_key(|(w, _, _)| *w);
+        let lr = learning_rate_at(&self.spec.lr, self.t);
+        self.t += 1;
+        let mut offset = 0;
+        for (i, &n) in self.numels.iter().enumerate() {
+            let contributors: Vec<&Vec<f32>> = self
+                .round
+                .iter()
+                .filter(|(_, _, has)| has[i])
+                .map(|(_, g, _)| g)
+                .collect();
+            if !contributors.is_empty() {
+                let scale = 1.0 / contributors.len() as f32;
+                let mut mean = vec![0f32; n];
+                for g in &contributors {
+                    for (m, v) in mean.iter_mut().zip(&g[offset..offset + n]) {
+                        *m += v;
+                    }
+                }
+                mean.iter_mut().for_each(|m| *m *= scale);
+                let p = &mut self.params[offset..offset + n];
+                self.spec
+                    .rule
+                    .apply(p, &mean, &mut self.state[i], lr, self.t);
+            }
+            offset += n;
+        }
+        self.round.clear();
+        Ok(true)
+    }
+}
