@@ -12,7 +12,6 @@ use std::time::Instant;
 use chiron_connect::Settings;
 use chiron_data::csv::{CsvOptions, MissingPolicy};
 use chiron_host::{EnclaveCommand, Host, HostConfig};
-use chiron_proto::enclave::ListJobsRequest;
 use chiron_seal::{DEFAULT_CHUNK_SIZE, MasterKey, SealedDataset};
 use clap::Args;
 use serde_json::json;
@@ -280,18 +279,8 @@ async fn run_async(args: &DemoArgs) -> CliResult {
 
 /// The operator's view of its jobs (the enclave's `ListJobs`), as lines.
 async fn operator_list(settings: &Settings, token: &[u8; 32]) -> CliResult<Vec<String>> {
-    let mut op = chiron_connect::operator(
-        chiron_connect::enclave_channel(&settings.enclave, settings.verifier()?).await?,
-    );
-    let jobs = op
-        .list_jobs(ListJobsRequest {
-            operator_token: token.to_vec(),
-        })
-        .await
-        .map_err(chiron_connect::ConnectError::from)?
-        .into_inner()
-        .jobs;
-    let lines: Vec<String> = jobs
+    let lines: Vec<String> = service::list_jobs(settings, token)
+        .await?
         .iter()
         .map(|j| {
             format!(

@@ -14,7 +14,7 @@ use chiron_connect::{
     HostApi, Prediction, Settings, decode_predictions, encode_inputs, token_hash,
 };
 use chiron_proto::enclave::{
-    JobRequest, JobStatusReply, ListJobsRequest, PredictRequest, RegisterTrainerRequest,
+    JobRequest, JobStatus, JobStatusReply, ListJobsRequest, PredictRequest, RegisterTrainerRequest,
     ReleaseShareRequest, SubmitJobRequest,
 };
 use chiron_proto::job::JobPolicy;
@@ -172,17 +172,7 @@ async fn run_async(command: JobCommand) -> CliResult {
         } => {
             let settings = Settings::load(&connect)?;
             let token = token(&token_file)?;
-            let mut op = chiron_connect::operator(
-                chiron_connect::enclave_channel(&settings.enclave, settings.verifier()?).await?,
-            );
-            let jobs = op
-                .list_jobs(ListJobsRequest {
-                    operator_token: token.to_vec(),
-                })
-                .await?
-                .into_inner()
-                .jobs;
-            for j in jobs {
+            for j in list_jobs(&settings, &token).await? {
                 println!(
                     "{}  {:<8} step {}/{}  {}",
                     j.job_id, j.phase, j.coarse_step, j.coarse_steps, j.failure
@@ -218,6 +208,21 @@ pub async fn register(settings: &Settings, module: Vec<u8>, token: &[u8; 32]) ->
         .map_err(chiron_connect::ConnectError::from)?
         .into_inner()
         .digest)
+}
+
+/// Operator: every job of its trainers, as the enclave shows them to it.
+pub async fn list_jobs(settings: &Settings, token: &[u8; 32]) -> CliResult<Vec<JobStatus>> {
+    let mut op = chiron_connect::operator(
+        chiron_connect::enclave_channel(&settings.enclave, settings.verifier()?).await?,
+    );
+    Ok(op
+        .list_jobs(ListJobsRequest {
+            operator_token: token.to_vec(),
+        })
+        .await
+        .map_err(chiron_connect::ConnectError::from)?
+        .into_inner()
+        .jobs)
 }
 
 /// Operator: releases a fresh random share for `job`.
