@@ -19,7 +19,6 @@ use chiron_proto::enclave::PredictReply;
 use chiron_proto::host::blobs_client::BlobsClient;
 use chiron_proto::host::status_client::StatusClient;
 use chiron_proto::host::{Ack, StatusRecord};
-use hyper_util::rt::TokioIo;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use tonic::transport::{Channel, Endpoint};
@@ -96,20 +95,7 @@ pub async fn enclave_channel(
 ) -> Result<Channel, ConnectError> {
     let config =
         Arc::new(ratls::client_config(verifier).map_err(|e| ConnectError::Config(e.to_string()))?);
-    let addr = addr.to_string();
-    let connector = tower::service_fn(move |_: tonic::transport::Uri| {
-        let config = config.clone();
-        let addr = addr.clone();
-        async move {
-            let tcp = tokio::net::TcpStream::connect(&addr).await?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(ratls::server_name(), tcp)
-                .await?;
-            Ok::<_, std::io::Error>(TokioIo::new(tls))
-        }
-    });
-    Endpoint::from_static("http://chiron-enclave")
-        .connect_with_connector(connector)
+    chiron_proto::tls_channel(addr, config, ratls::server_name())
         .await
         .map_err(|e| {
             let mut msg = format!("cannot reach the enclave over RA-TLS: {e}");

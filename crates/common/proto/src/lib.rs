@@ -47,3 +47,29 @@ pub fn blob_chunks(name: &str, data: &[u8]) -> Vec<host::BlobChunk> {
         })
         .collect()
 }
+
+/// A gRPC channel to `addr` over TLS with `config` (RA-TLS: the config's verifier checks the
+/// peer's evidence; with a client certificate for enclave-to-enclave links). The server name is
+/// the fixed RA-TLS one: identity comes from the evidence.
+pub async fn tls_channel(
+    addr: &str,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    server_name: rustls::pki_types::ServerName<'static>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let addr = addr.to_string();
+    let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+        let config = config.clone();
+        let addr = addr.clone();
+        let server_name = server_name.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(&addr).await?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(server_name, tcp)
+                .await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+        }
+    });
+    tonic::transport::Endpoint::from_static("http://chiron-enclave")
+        .connect_with_connector(connector)
+        .await
+}

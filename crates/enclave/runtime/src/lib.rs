@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod distributed;
 pub mod host_link;
 pub mod platform;
 pub mod predict;

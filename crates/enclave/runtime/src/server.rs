@@ -50,13 +50,12 @@ impl AsyncWrite for TlsConnection {
     }
 }
 
-/// Serves both services on `listener` with `tls` until the process ends. Handshakes run
-/// concurrently; a failed handshake drops only its connection.
-pub async fn serve(
-    services: Services,
+/// Accepted TLS connections on `listener`, as a stream for tonic's `serve_with_incoming`.
+/// Handshakes run concurrently; a failed handshake drops only its connection.
+pub fn tls_incoming(
     listener: TcpListener,
     tls: rustls::ServerConfig,
-) -> Result<(), tonic::transport::Error> {
+) -> tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, std::io::Error>> {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<TlsConnection, std::io::Error>>(64);
     tokio::spawn(async move {
@@ -73,6 +72,16 @@ pub async fn serve(
             });
         }
     });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Serves the owner's and the operator's services on `listener` with `tls` until the process
+/// ends.
+pub async fn serve(
+    services: Services,
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .add_service(
             OperatorServer::new(services.clone())
@@ -84,6 +93,24 @@ pub async fn serve(
                 .max_decoding_message_size(MAX_REQUEST_BYTES)
                 .max_encoding_message_size(MAX_REQUEST_BYTES),
         )
-        .serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .serve_with_incoming(tls_incoming(listener, tls))
+        .await
+}
+
+/// Serves the parameter-server role on `listener` with `tls` (mutual RA-TLS: build it with a
+/// client verifier that accepts only this enclave's measurement).
+pub async fn serve_parameter_server(
+    role: crate::distributed::ParameterServerRole,
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+) -> Result<(), tonic::transport::Error> {
+    use chiron_proto::enclave::parameter_server_server::ParameterServerServer;
+    tonic::transport::Server::builder()
+        .add_service(
+            ParameterServerServer::new(role)
+                .max_decoding_message_size(MAX_REQUEST_BYTES)
+                .max_encoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .serve_with_incoming(tls_incoming(listener, tls))
         .await
 }
