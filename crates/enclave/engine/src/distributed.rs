@@ -245,3 +245,73 @@ impl ParameterServer {
         Ok(true)
     }
 }
+
+/// One worker's shard of a dataset: the `train` split cut into `count` equal contiguous parts
+/// (the remainder, fewer than `count` records, is left out so every worker takes the same
+/// number of steps per epoch); other splits are whole. Index `i` of the shard's `train` is
+/// record `index · size + i` of the dataset's.
+pub struct Shard {
+    inner: std::sync::Arc<dyn crate::RecordSource>,
+    index: u64,
+    size: u64,
+}
+
+impl Shard {
+    /// Shard `index` of `count` of `inner`; `InvalidArgument` unless `index < count` and every
+    /// shard gets at least one record.
+    pub fn new(
+        inner: std::sync::Arc<dyn crate::RecordSource>,
+        index: u64,
+        count: u64,
+    ) -> Result<Self> {
+        let train = inner
+            .schema()
+            .splits
+            .iter()
+            .find(|(name, _)| name == "train")
+            .map_or(0, |(_, n)| *n);
+        if count == 0 || index >= count || train / count == 0 {
+            return Err(EngineError::InvalidArgument);
+        }
+        Ok(Self {
+            inner,
+            index,
+            size: train / count,
+        })
+    }
+}
+
+impl crate::RecordSource for Shard {
+    fn schema(&self) -> crate::DataSchema {
+        let mut schema = self.inner.schema();
+        for (name, n) in &mut schema.splits {
+            if name == "train" {
+                *n = self.size;
+            }
+        }
+        schema
+    }
+
+    fn gather(
+        &self,
+        split: &str,
+        indices: &[u64],
+        features: &mut Vec<f32>,
+        labels: &mut Vec<f32>,
+    ) -> Result<()> {
+        if split != "train" {
+            return self.inner.gather(split, indices, features, labels);
+        }
+        let mapped = indices
+            .iter()
+            .map(|&i| {
+                if i < self.size {
+                    Ok(self.index * self.size + i)
+                } else {
+                    Err(EngineError::OutOfRange)
+                }
+            })
+            .collect::<Result<Vec<u64>>>()?;
+        self.inner.gather(split, &mapped, features, labels)
+    }
+}

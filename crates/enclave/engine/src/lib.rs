@@ -41,7 +41,7 @@ pub use api::*;
 pub use checkpoint::{CHECKPOINT_MAGIC, EngineCheckpoint};
 pub use data::{MAX_SHUFFLE_RECORDS, SealedRecords};
 pub use distributed::{
-    ExchangeReply, ExchangeRequest, GradientExchange, OptimizerSpec, ParameterServer,
+    ExchangeReply, ExchangeRequest, GradientExchange, OptimizerSpec, ParameterServer, Shard,
 };
 pub use engine::{Engine, MAX_NAME_LEN, NamedTensor, thread_pool, valid_name};
 pub use optim::{MAX_OPTIMIZERS, UpdateRule, learning_rate_at};

@@ -230,3 +230,62 @@ fn a_server_needs_fewer_backups_than_workers() {
     assert!(ParameterServer::new(spec(), vec![2], vec![0.0], 2, 0).is_err());
     assert!(ParameterServer::new(spec(), vec![1], vec![0.0], 0, 0).is_err());
 }
+
+/// 10 train records (feature = index) and 2 test records.
+struct Numbered;
+
+impl chiron_engine::RecordSource for Numbered {
+    fn schema(&self) -> chiron_engine::DataSchema {
+        chiron_engine::DataSchema {
+            shape: vec![1],
+            classes: 2,
+            splits: vec![("train".into(), 10), ("test".into(), 2)],
+        }
+    }
+    fn gather(
+        &self,
+        split: &str,
+        indices: &[u64],
+        features: &mut Vec<f32>,
+        labels: &mut Vec<f32>,
+    ) -> Result<()> {
+        let n = if split == "train" { 10 } else { 2 };
+        for &i in indices {
+            if i >= n {
+                return Err(EngineError::OutOfRange);
+            }
+            features.push(i as f32);
+            labels.push((i % 2) as f32);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn shards_cut_the_train_split_into_equal_disjoint_parts() {
+    use chiron_engine::{RecordSource, Shard};
+    let data: Arc<dyn RecordSource> = Arc::new(Numbered);
+    let mut seen = Vec::new();
+    for index in 0..3 {
+        let shard = Shard::new(data.clone(), index, 3).unwrap();
+        let schema = shard.schema();
+        assert_eq!(schema.splits, vec![("train".into(), 3), ("test".into(), 2)]);
+        let (mut f, mut l) = (Vec::new(), Vec::new());
+        shard.gather("train", &[0, 1, 2], &mut f, &mut l).unwrap();
+        seen.extend(f);
+        assert_eq!(
+            shard.gather("train", &[3], &mut Vec::new(), &mut Vec::new()),
+            Err(EngineError::OutOfRange)
+        );
+        // Other splits are whole.
+        let mut t = Vec::new();
+        shard
+            .gather("test", &[0, 1], &mut t, &mut Vec::new())
+            .unwrap();
+        assert_eq!(t, vec![0.0, 1.0]);
+    }
+    // Records 0..9 once each; record 9 (the remainder) left out.
+    assert_eq!(seen, (0..9).map(|i| i as f32).collect::<Vec<_>>());
+    assert!(Shard::new(data.clone(), 3, 3).is_err());
+    assert!(Shard::new(data, 0, 11).is_err());
+}
