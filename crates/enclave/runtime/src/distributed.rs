@@ -184,6 +184,11 @@ impl PsService for ParameterServerRole {
 
     async fn step(&self, request: Request<StepRequest>) -> Result<Response<StepReply>, Status> {
         let r = request.into_inner();
+        let (Some(worker), Some(version)) = (r.worker, r.version) else {
+            return Err(Status::invalid_argument(
+                "a step names its worker and version",
+            ));
+        };
         let mut seen = self.version.subscribe();
         {
             let mut guard = self
@@ -195,13 +200,13 @@ impl PsService for ParameterServerRole {
                 .ok_or_else(|| Status::failed_precondition("no worker has joined"))?;
             let has: Vec<bool> = r.has_grad.iter().map(|&b| b != 0).collect();
             if server
-                .submit(r.worker as usize, r.version, &f32s(&r.grads), &has)
+                .submit(worker as usize, version, &f32s(&r.grads), &has)
                 .map_err(refused)?
             {
                 self.version.send_replace(server.version());
             }
         }
-        seen.wait_for(|v| *v > r.version)
+        seen.wait_for(|v| *v > version)
             .await
             .map_err(|_| Status::internal("internal error"))?;
         let guard = self
@@ -212,7 +217,7 @@ impl PsService for ParameterServerRole {
             .as_ref()
             .ok_or_else(|| Status::internal("internal error"))?;
         Ok(Response::new(StepReply {
-            version: server.version(),
+            version: Some(server.version()),
             params: bytes_of(server.params()),
         }))
     }
@@ -224,6 +229,7 @@ pub struct RemoteExchange {
     handle: Handle,
     client: ParameterServerClient<Channel>,
     worker: u32,
+    sizes: Option<std::sync::Arc<Mutex<Vec<(usize, usize)>>>>,
 }
 
 impl RemoteExchange {
@@ -236,7 +242,15 @@ impl RemoteExchange {
                 .max_decoding_message_size(crate::server::MAX_REQUEST_BYTES)
                 .max_encoding_message_size(crate::server::MAX_REQUEST_BYTES),
             worker,
+            sizes: None,
         }
+    }
+
+    /// Also records the encoded size of every step's request and reply in `sizes` (what the
+    /// host sees of the link, before TLS framing).
+    pub fn with_size_log(mut self, sizes: std::sync::Arc<Mutex<Vec<(usize, usize)>>>) -> Self {
+        self.sizes = Some(sizes);
+        self
     }
 }
 
@@ -251,11 +265,12 @@ impl GradientExchange for RemoteExchange {
             initial: bytes_of(initial),
         });
         let step = StepRequest {
-            worker,
-            version: r.version,
+            worker: Some(worker),
+            version: Some(r.version),
             grads: bytes_of(r.grads),
             has_grad: r.has_grad.iter().map(|&h| u8::from(h)).collect(),
         };
+        let request_len = prost::Message::encoded_len(&step);
         let reply = self
             .handle
             .block_on(async move {
@@ -267,8 +282,13 @@ impl GradientExchange for RemoteExchange {
             // The link failed or the server refused: the step cannot happen.
             .map_err(|_| EngineError::ResourceExhausted)?
             .into_inner();
+        if let Some(log) = &self.sizes
+            && let Ok(mut log) = log.lock()
+        {
+            log.push((request_len, prost::Message::encoded_len(&reply)));
+        }
         Ok(ExchangeReply {
-            version: reply.version,
+            version: reply.version.ok_or(EngineError::InvalidShape)?,
             params: f32s(&reply.params),
         })
     }

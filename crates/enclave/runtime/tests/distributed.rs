@@ -38,17 +38,17 @@ fn engine_config() -> EngineConfig {
     }
 }
 
-/// Deterministic features and labels of step `step`'s batch, rows `rows`.
-fn batch(step: usize, rows: std::ops::Range<usize>) -> (Vec<f32>, Vec<f32>) {
+/// Deterministic features and labels of step `step`'s batch of dataset `data`, rows `rows`.
+fn batch(data: usize, step: usize, rows: std::ops::Range<usize>) -> (Vec<f32>, Vec<f32>) {
     let x: Vec<f32> = (0..BATCH * 10)
-        .map(|i| (((i * 31 + step * 17) % 23) as f32 - 11.0) / 11.0)
+        .map(|i| (((i * 31 + step * 17 + data * 7) % 23) as f32 - 11.0) / 11.0)
         .collect();
-    let y: Vec<f32> = (0..BATCH).map(|i| ((i + step) % 3) as f32).collect();
+    let y: Vec<f32> = (0..BATCH).map(|i| ((i + step + data) % 3) as f32).collect();
     (x[rows.start * 10..rows.end * 10].to_vec(), y[rows].to_vec())
 }
 
-/// A linear classifier trained for `STEPS` steps on `rows` of each batch.
-fn train(mut e: Engine, rows: std::ops::Range<usize>) -> Vec<f32> {
+/// A linear classifier trained for `STEPS` steps on `rows` of each batch of dataset `data`.
+fn train(mut e: Engine, data: usize, rows: std::ops::Range<usize>) -> Vec<f32> {
     let w = e.parameter(&[3, 10], Init::XavierUniform, 10, 3).unwrap();
     let b = e.parameter(&[3], Init::Zeros, 10, 3).unwrap();
     let opt = e
@@ -67,7 +67,7 @@ fn train(mut e: Engine, rows: std::ops::Range<usize>) -> Vec<f32> {
         )
         .unwrap();
     for step in 0..STEPS {
-        let (xv, yv) = batch(step, rows.clone());
+        let (xv, yv) = batch(data, step, rows.clone());
         let x = e.from_data(&[yv.len() as u32, 10], &xv).unwrap();
         let y = e.from_data(&[yv.len() as u32], &yv).unwrap();
         let logits = e.linear(x, w, Some(b)).unwrap();
@@ -80,8 +80,19 @@ fn train(mut e: Engine, rows: std::ops::Range<usize>) -> Vec<f32> {
     out
 }
 
-#[test]
-fn workers_over_mutual_ra_tls_train_the_whole_batch_model() {
+/// A parameter server and two workers on dataset `data`, over mutual RA-TLS on loopback.
+struct Cluster {
+    rt: tokio::runtime::Runtime,
+    addr: String,
+    platform: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    /// Each worker's final parameters.
+    results: Vec<Vec<f32>>,
+    /// Encoded (request, reply) sizes of every step, per worker.
+    sizes: Vec<Vec<(usize, usize)>>,
+}
+
+fn cluster(data: usize) -> Cluster {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -99,7 +110,6 @@ fn workers_over_mutual_ra_tls_train_the_whole_batch_model() {
         listener,
         tls,
     ));
-
     let workers: Vec<_> = (0..2u32)
         .map(|w| {
             let handle = rt.handle().clone();
@@ -114,19 +124,66 @@ fn workers_over_mutual_ra_tls_train_the_whole_batch_model() {
                         ratls::server_name(),
                     ))
                     .unwrap();
-                let exchange = RemoteExchange::new(handle, channel, w);
+                let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+                let exchange = RemoteExchange::new(handle, channel, w).with_size_log(sizes.clone());
                 let half = BATCH / 2;
                 let rows = w as usize * half..(w as usize + 1) * half;
-                train(
-                    Engine::new(engine_config()).with_exchange(Box::new(exchange)),
-                    rows,
-                )
+                let engine = Engine::new(engine_config()).with_exchange(Box::new(exchange));
+                let result = train(engine, data, rows);
+                let sizes = sizes.lock().unwrap().clone();
+                (result, sizes)
             })
         })
         .collect();
-    let results: Vec<Vec<f32>> = workers.into_iter().map(|h| h.join().unwrap()).collect();
+    let (results, sizes) = workers.into_iter().map(|h| h.join().unwrap()).unzip();
+    Cluster {
+        rt,
+        addr,
+        platform,
+        _dir: dir,
+        results,
+        sizes,
+    }
+}
+
+#[test]
+fn link_traffic_has_one_size_whatever_the_data() {
+    let a = cluster(0);
+    let b = cluster(1);
+    assert_ne!(
+        a.results[0], b.results[0],
+        "different data, different model"
+    );
+    assert_eq!(a.sizes, b.sizes);
+    // One request size and one reply size for every step of every worker.
+    let all: Vec<(usize, usize)> = a.sizes.iter().flatten().copied().collect();
+    assert_eq!(all.len(), 2 * STEPS);
+    assert!(all.iter().all(|s| *s == all[0]), "{all:?}");
+    // Against the ideal 2 × |parameters| × 4 bytes per step (33 parameters): the mask and the
+    // field tags are the whole overhead before TLS.
+    let ideal = 2 * 33 * 4;
+    let overhead = (all[0].0 + all[0].1) as f64 / ideal as f64 - 1.0;
+    eprintln!(
+        "bytes per step {} + {} (ideal {ideal}): overhead {:.1} %",
+        all[0].0,
+        all[0].1,
+        overhead * 100.0
+    );
+    assert!(overhead < 0.2, "{overhead}");
+}
+
+#[test]
+fn workers_over_mutual_ra_tls_train_the_whole_batch_model() {
+    let Cluster {
+        rt,
+        addr,
+        platform,
+        _dir: _keep_platform_key,
+        results,
+        ..
+    } = cluster(0);
     assert_eq!(results[0], results[1]);
-    let single = train(Engine::new(engine_config()), 0..BATCH);
+    let single = train(Engine::new(engine_config()), 0, 0..BATCH);
     for (a, b) in results[0].iter().zip(&single) {
         assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
     }
