@@ -229,8 +229,11 @@ pub struct RemoteExchange {
     handle: Handle,
     client: ParameterServerClient<Channel>,
     worker: u32,
-    sizes: Option<std::sync::Arc<Mutex<Vec<(usize, usize)>>>>,
+    sizes: Option<SizeLog>,
 }
+
+/// Encoded `(request, reply)` sizes of a worker's steps, in order.
+pub type SizeLog = std::sync::Arc<Mutex<Vec<(usize, usize)>>>;
 
 impl RemoteExchange {
     /// Worker `worker` of a job whose server is reached through `channel`; `handle` runs the
@@ -248,7 +251,7 @@ impl RemoteExchange {
 
     /// Also records the encoded size of every step's request and reply in `sizes` (what the
     /// host sees of the link, before TLS framing).
-    pub fn with_size_log(mut self, sizes: std::sync::Arc<Mutex<Vec<(usize, usize)>>>) -> Self {
+    pub fn with_size_log(mut self, sizes: SizeLog) -> Self {
         self.sizes = Some(sizes);
         self
     }
