@@ -182,6 +182,11 @@ impl ParameterServer {
         self.t
     }
 
+    /// Element count of each parameter, in order.
+    pub fn numels(&self) -> &[usize] {
+        &self.numels
+    }
+
     /// The current parameters, concatenated.
     pub fn params(&self) -> &[f32] {
         &self.params

@@ -164,7 +164,8 @@ impl PsService for ParameterServerRole {
             .map_err(|_| Status::internal("internal error"))?;
         match server.as_ref() {
             // Every worker starts from the same parameters; later joins only check the shape.
-            Some(s) if s.params().len() * 4 == r.initial.len() => {}
+            Some(s)
+                if s.numels() == numels.as_slice() && s.params().len() * 4 == r.initial.len() => {}
             Some(_) => return Err(Status::invalid_argument("another model")),
             None => {
                 *server = Some(
