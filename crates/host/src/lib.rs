@@ -104,7 +104,13 @@ impl Host {
             supervisor.clone(),
             metrics.clone(),
         )));
-        supervisor.clone().start().await?;
+        if let Err(e) = supervisor.clone().start().await {
+            // Nothing may keep serving for a host that did not start.
+            for t in &tasks {
+                t.abort();
+            }
+            return Err(e);
+        }
         transcript.log(&format!(
             "host listening: api {api_addr}, enclave relay {enclave_addr}, metrics {metrics_addr}"
         ));
