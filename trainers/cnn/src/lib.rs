@@ -19,7 +19,7 @@ use chiron_sdk::nn::{
 };
 use chiron_sdk::optim::{Schedule, Sgd};
 use chiron_sdk::report::Metric;
-use chiron_sdk::vision::{channel_stats, evaluate, image_shape};
+use chiron_sdk::vision::{channel_stats, evaluate, image_shape, train_epoch};
 use chiron_sdk::{Conv2dOptions, Error, Pool2dOptions, Result, Tensor, TrainConfig, Trainer};
 use chiron_sdk::{model, report};
 
@@ -112,28 +112,18 @@ impl Trainer for Cnn {
         let mut step = u64::from(start) * per_epoch;
         for epoch in start..config.epochs {
             net.set_training(true);
-            let mut loss_sum = 0f64;
-            let mut correct = 0u64;
-            let mut seen = 0u64;
-            for idx in Batches::shuffled("train", epoch, config.batch_size, true)? {
-                let (x, y) = data::batch("train", &idx, Some(&normalize), augment)?;
-                let logits = net.forward(&x)?;
-                let loss = logits.cross_entropy(&y)?;
-                loss.backward()?;
-                opt.step()?;
-                loss_sum += f64::from(loss.item()?);
-                correct += logits.correct(&y)?;
-                seen += idx.len() as u64;
-                step += 1;
-                report::progress(step, total);
-            }
-            let batches = (seen as f64 / f64::from(config.batch_size.max(1))).max(1.0);
-            report::metric(Metric::TrainLoss, step, (loss_sum / batches) as f32);
-            report::metric(
-                Metric::TrainAccuracy,
-                step,
-                correct as f32 / seen.max(1) as f32,
-            );
+            let stats = train_epoch(
+                &net,
+                &opt,
+                &normalize,
+                augment,
+                epoch,
+                config.batch_size,
+                &mut step,
+                total,
+            )?;
+            report::metric(Metric::TrainLoss, step, stats.loss);
+            report::metric(Metric::TrainAccuracy, step, stats.accuracy);
             model::checkpoint(epoch + 1, &net.named_tensors(), &opt)?;
         }
 

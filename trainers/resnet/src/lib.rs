@@ -18,8 +18,8 @@ use chiron_sdk::nn::{
     AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, Module, ReLU, Sequential, Vars,
 };
 use chiron_sdk::optim::{Schedule, Sgd};
-use chiron_sdk::report::Metric;
-use chiron_sdk::vision::{channel_stats, evaluate, image_shape};
+use chiron_sdk::report::{self, Metric};
+use chiron_sdk::vision::{channel_stats, evaluate, image_shape, train_epoch};
 use chiron_sdk::{Conv2dOptions, Error, Result, Tensor, TrainConfig, Trainer, model};
 
 /// The trainer (no state: each export runs in a fresh instance).
@@ -196,44 +196,25 @@ impl Trainer for ResNet {
         let mut step = u64::from(start) * per_epoch;
         for epoch in start..config.epochs {
             net.set_training(true);
-            let mut loss_sum = 0f64;
-            let mut correct = 0u64;
-            let mut seen = 0u64;
-            let mut batches = 0u64;
-            for idx in Batches::shuffled("train", epoch, config.batch_size, true)? {
-                let (x, y) = data::batch("train", &idx, Some(&normalize), augment)?;
-                let logits = net.forward(&x)?;
-                let loss = logits.cross_entropy(&y)?;
-                loss.backward()?;
-                opt.step()?;
-                loss_sum += f64::from(loss.item()?);
-                correct += logits.correct(&y)?;
-                seen += idx.len() as u64;
-                batches += 1;
-                step += 1;
-                chiron_sdk::report::progress(step, total);
-            }
-            chiron_sdk::report::metric(
-                Metric::TrainLoss,
-                step,
-                (loss_sum / batches.max(1) as f64) as f32,
-            );
-            chiron_sdk::report::metric(
-                Metric::TrainAccuracy,
-                step,
-                correct as f32 / seen.max(1) as f32,
-            );
+            let stats = train_epoch(
+                &net,
+                &opt,
+                &normalize,
+                augment,
+                epoch,
+                config.batch_size,
+                &mut step,
+                total,
+            )?;
+            report::metric(Metric::TrainLoss, step, stats.loss);
+            report::metric(Metric::TrainAccuracy, step, stats.accuracy);
             model::checkpoint(epoch + 1, &net.named_tensors(), &opt)?;
         }
 
         net.set_training(false);
         if schema.records("test") > 0 {
             let (correct, n) = evaluate(&schema, &net, &normalize, "test")?;
-            chiron_sdk::report::metric(
-                Metric::TestAccuracy,
-                step,
-                correct as f32 / n.max(1) as f32,
-            );
+            report::metric(Metric::TestAccuracy, step, correct as f32 / n.max(1) as f32);
         }
         let mut named = net.named_tensors();
         named.push((MEAN, &mean_t));

@@ -67,3 +67,50 @@ pub fn evaluate(
     }
     Ok((correct, total))
 }
+
+/// Loss and accuracy of one training epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochStats {
+    /// Mean training loss over the epoch's batches.
+    pub loss: f32,
+    /// Fraction of training records classified correctly (as the model was during the epoch).
+    pub accuracy: f32,
+}
+
+/// One epoch of classification training on `train`: seeded shuffle of `epoch`, full batches of
+/// `batch_size` (the last partial one dropped), normalised and optionally augmented host-side,
+/// cross-entropy, backward, `optimizer.step`; reports progress as `step` of `total` (advancing
+/// `step`). Call with the network in training mode.
+#[allow(clippy::too_many_arguments)]
+pub fn train_epoch(
+    net: &dyn Module,
+    optimizer: &crate::optim::Optimizer,
+    normalize: &Normalize,
+    augment: Option<data::Augment>,
+    epoch: u32,
+    batch_size: u32,
+    step: &mut u64,
+    total: u64,
+) -> Result<EpochStats> {
+    let mut loss_sum = 0f64;
+    let mut correct = 0u64;
+    let mut seen = 0u64;
+    let mut batches = 0u64;
+    for idx in Batches::shuffled("train", epoch, batch_size, true)? {
+        let (x, y) = data::batch("train", &idx, Some(normalize), augment)?;
+        let logits = net.forward(&x)?;
+        let loss = logits.cross_entropy(&y)?;
+        loss.backward()?;
+        optimizer.step()?;
+        loss_sum += f64::from(loss.item()?);
+        correct += logits.correct(&y)?;
+        seen += idx.len() as u64;
+        batches += 1;
+        *step += 1;
+        crate::report::progress(*step, total);
+    }
+    Ok(EpochStats {
+        loss: (loss_sum / batches.max(1) as f64) as f32,
+        accuracy: correct as f32 / seen.max(1) as f32,
+    })
+}
