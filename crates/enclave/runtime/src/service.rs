@@ -81,8 +81,9 @@ fn status_of(record: &JobRecord, policy: &JobPolicy) -> JobStatus {
     }
 }
 
-/// The job `id` if `token` is its owner's.
-fn owned_job(rt: &Runtime, id: &str, token: &[u8]) -> Result<(JobRecord, JobPolicy), Status> {
+/// The job `id` if `token` is its owner's, as settled (no update or status report in flight).
+async fn owned_job(rt: &Runtime, id: &str, token: &[u8]) -> Result<(JobRecord, JobPolicy), Status> {
+    let _settled = rt.settled().await;
     let jobs = rt
         .jobs
         .lock()
@@ -156,7 +157,7 @@ impl Operator for Services {
         }
         let record = self
             .runtime
-            .update_job(&r.job_id, |rec| {
+            .update_and_report(&r.job_id, |rec| {
                 // Checked again under the write lock: two concurrent releases must not both
                 // win (the model key would change under a running job).
                 if rec.operator_share.is_none() {
@@ -172,13 +173,6 @@ impl Operator for Services {
                 "the share was already released",
             ));
         }
-        let report_steps = JobPolicy::parse(&record.policy_toml)
-            .map(|p| p.report_steps)
-            .unwrap_or(10);
-        self.runtime
-            .report(&record, report_steps)
-            .await
-            .map_err(internal)?;
         self.start_training(&r.job_id);
         Ok(Response::new(Empty {}))
     }
@@ -188,14 +182,16 @@ impl Operator for Services {
         request: Request<ListJobsRequest>,
     ) -> Result<Response<JobList>, Status> {
         let token_hash = sha256(&request.into_inner().operator_token);
-        let candidates: Vec<(JobRecord, JobPolicy)> = self
-            .runtime
-            .jobs
-            .lock()
-            .map_err(|_| Status::internal("internal error"))?
-            .values()
-            .map(|j| (j.record.clone(), j.policy.clone()))
-            .collect();
+        let candidates: Vec<(JobRecord, JobPolicy)> = {
+            let _settled = self.runtime.settled().await;
+            self.runtime
+                .jobs
+                .lock()
+                .map_err(|_| Status::internal("internal error"))?
+                .values()
+                .map(|j| (j.record.clone(), j.policy.clone()))
+                .collect()
+        };
         let mut jobs = Vec::new();
         for (record, policy) in candidates {
             if let Ok(Some(m)) = self.runtime.module(&record.trainer_digest).await
@@ -296,7 +292,7 @@ impl Owner for Services {
         request: Request<JobRequest>,
     ) -> Result<Response<JobStatusReply>, Status> {
         let r = request.into_inner();
-        let (record, policy) = owned_job(&self.runtime, &r.job_id, &r.owner_token)?;
+        let (record, policy) = owned_job(&self.runtime, &r.job_id, &r.owner_token).await?;
         let metrics = record
             .metrics
             .iter()
@@ -317,7 +313,7 @@ impl Owner for Services {
         request: Request<PredictRequest>,
     ) -> Result<Response<PredictReply>, Status> {
         let r = request.into_inner();
-        let (record, policy) = owned_job(&self.runtime, &r.job_id, &r.owner_token)?;
+        let (record, policy) = owned_job(&self.runtime, &r.job_id, &r.owner_token).await?;
         if record.phase != "ready" {
             return Err(Status::failed_precondition("the job has no trained model"));
         }

@@ -180,8 +180,28 @@ impl Runtime {
         id: &str,
         change: impl FnOnce(&mut JobRecord),
     ) -> Result<Option<JobRecord>, RuntimeError> {
+        self.apply(id, change, false).await
+    }
+
+    /// [`Runtime::update_job`], then reports the job's status to the host — all before a party
+    /// reading through [`Runtime::settled`] can see the change, so the host's record of a status
+    /// always comes before anything a party does in reaction to it.
+    pub async fn update_and_report(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut JobRecord),
+    ) -> Result<Option<JobRecord>, RuntimeError> {
+        self.apply(id, change, true).await
+    }
+
+    async fn apply(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut JobRecord),
+        report: bool,
+    ) -> Result<Option<JobRecord>, RuntimeError> {
         let _write = self.write_lock.lock().await;
-        let record = {
+        let (record, report_steps) = {
             let Ok(mut jobs) = self.jobs.lock() else {
                 return Err(RuntimeError::Record("job table poisoned".into()));
             };
@@ -190,10 +210,19 @@ impl Runtime {
             };
             change(&mut job.record);
             job.record.revision += 1;
-            job.record.clone()
+            (job.record.clone(), job.policy.report_steps)
         };
         self.store_job(&record).await?;
+        if report {
+            self.report(&record, report_steps).await?;
+        }
         Ok(Some(record))
+    }
+
+    /// Waits until no update is in flight and holds updates off while the guard lives: read
+    /// job state a party will see under it.
+    pub async fn settled(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write_lock.lock().await
     }
 
     /// Stores a job record sealed at the host.

@@ -97,21 +97,16 @@ impl CheckpointSink for Sink {
         let metrics = owner_metrics(&self.policy, &checkpoint.metrics);
         let rt = self.runtime.clone();
         let id = self.job_id.clone();
-        let report_steps = self.policy.report_steps;
         self.handle
             .block_on(async move {
                 rt.host.put(&checkpoint_slot(&id, version), &sealed).await?;
-                let record = rt
-                    .update_job(&id, |r| {
-                        r.checkpoint_version = version;
-                        r.coarse_step = coarse_step;
-                        r.train_seconds_used = used;
-                        r.metrics = metrics;
-                    })
-                    .await?;
-                if let Some(record) = record {
-                    rt.report(&record, report_steps).await?;
-                }
+                rt.update_and_report(&id, |r| {
+                    r.checkpoint_version = version;
+                    r.coarse_step = coarse_step;
+                    r.train_seconds_used = used;
+                    r.metrics = metrics;
+                })
+                .await?;
                 Ok::<(), crate::RuntimeError>(())
             })
             .map_err(|_| CheckpointSinkError)
@@ -154,16 +149,12 @@ pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
     let report_steps = policy.report_steps;
     let id = job_id.clone();
     let _ = handle.block_on(async move {
-        let record = rt
-            .update_job(&id, |r| {
-                r.phase = phase.to_string();
-                r.failure = failure;
-                r.coarse_step = report_steps;
-            })
-            .await?;
-        if let Some(record) = record {
-            rt.report(&record, report_steps).await?;
-        }
+        rt.update_and_report(&id, |r| {
+            r.phase = phase.to_string();
+            r.failure = failure;
+            r.coarse_step = report_steps;
+        })
+        .await?;
         Ok::<(), crate::RuntimeError>(())
     });
     if let Ok(mut jobs) = runtime.jobs.lock()
@@ -267,18 +258,13 @@ fn train(
         .map_err(internal)?;
     let rt = runtime.clone();
     let id = record.job_id.clone();
-    let report_steps = policy.report_steps;
     handle
         .block_on(async move {
-            if let Some(r) = rt
-                .update_job(&id, |r| {
-                    r.phase = "sealing".into();
-                    r.metrics = metrics;
-                })
-                .await?
-            {
-                rt.report(&r, report_steps).await?;
-            }
+            rt.update_and_report(&id, |r| {
+                r.phase = "sealing".into();
+                r.metrics = metrics;
+            })
+            .await?;
             rt.host.put(&records::model_blob(&id), &sealed).await
         })
         .map_err(internal)?;
