@@ -243,6 +243,11 @@ impl Engine {
 
     /// A tensor of shape `shape` from row-major `data` (`InvalidShape` if the counts differ).
     pub fn from_data(&mut self, shape: &[u32], data: &[f32]) -> Result<TensorId> {
+        self.insert_data(shape, data, Role::Value)
+    }
+
+    /// A tensor of `role` holding row-major `data` (parameters become trainable leaves).
+    fn insert_data(&mut self, shape: &[u32], data: &[f32], role: Role) -> Result<TensorId> {
         let (dims, bytes) = checked_dims(shape)?;
         if data.len() as u64 * ELEM_BYTES != bytes {
             return Err(EngineError::InvalidShape);
@@ -252,7 +257,12 @@ impl Engine {
         let data = data.to_vec();
         self.pooled(|e| {
             let v = Dyn::from_vec(data, &dims, &device);
-            e.insert(v, Role::Value, None)
+            let v = if role == Role::Parameter {
+                crate::dynt::dyn_map!(v, t => t.require_grad())
+            } else {
+                v
+            };
+            e.insert(v, role, None)
         })
     }
 
@@ -361,18 +371,7 @@ impl Engine {
     /// or fine-tuning a saved model; the runtime decides whether a guest may call it).
     /// `InvalidShape` if the counts differ.
     pub fn parameter_from_data(&mut self, shape: &[u32], data: &[f32]) -> Result<TensorId> {
-        let (dims, bytes) = checked_dims(shape)?;
-        if data.len() as u64 * ELEM_BYTES != bytes {
-            return Err(EngineError::InvalidShape);
-        }
-        self.reserve(1, bytes)?;
-        let device = self.device.clone();
-        let data = data.to_vec();
-        self.pooled(|e| {
-            let v = Dyn::from_vec(data, &dims, &device);
-            let leaf = crate::dynt::dyn_map!(v, t => t.require_grad());
-            e.insert(leaf, Role::Parameter, None)
-        })
+        self.insert_data(shape, data, Role::Parameter)
     }
 
     fn uniform(&mut self, n: usize, bound: f64) -> Vec<f32> {

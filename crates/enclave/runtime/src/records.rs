@@ -57,8 +57,6 @@ pub struct JobRecord {
     pub record_shape: Vec<u32>,
     /// Classes of the dataset.
     pub classes: u32,
-    /// Records of the `train` split.
-    pub train_records: u64,
     /// queued | training | sealing | ready | failed.
     pub phase: String,
     /// Progress in reporting steps.
@@ -308,7 +306,6 @@ mod tests {
             operator_share: None,
             record_shape: vec![1, 8, 8],
             classes: 10,
-            train_records: 100,
             phase: "queued".into(),
             coarse_step: 0,
             failure: String::new(),

@@ -269,7 +269,6 @@ impl Owner for Services {
             operator_share: None,
             record_shape: schema.shape.clone(),
             classes: schema.classes,
-            train_records,
             phase: "queued".into(),
             coarse_step: 0,
             failure: String::new(),
