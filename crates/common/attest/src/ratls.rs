@@ -56,9 +56,11 @@ pub struct RaTlsIdentity {
 
 impl RaTlsIdentity {
     /// Generates a key pair, obtains evidence over its hash from `source`, and builds the
-    /// certificate.
+    /// certificate. Ed25519: its signatures have one length, so the handshake's sizes are the
+    /// same on every connection (ECDSA's DER signatures vary by a byte or two) and the traffic
+    /// between enclaves is the same whatever the run.
     pub fn generate(source: &dyn EvidenceSource) -> Result<Self> {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
             .map_err(|e| Error::Platform(format!("cannot generate the TLS key: {e}")))?;
         let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
         let evidence = source.evidence(&report_data_for_key(&spki))?;

@@ -70,7 +70,58 @@ struct PolicyFile {
     #[serde(default)]
     metrics: Vec<String>,
     predictions: PredictionsFile,
+    #[serde(default)]
+    distributed: Option<DistributedFile>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DistributedFile {
+    workers: u32,
+    #[serde(default)]
+    backups: u32,
+    #[serde(default = "default_mode")]
+    mode: String,
+    #[serde(default)]
+    staleness: u64,
+    #[serde(default)]
+    step_interval_ms: u64,
+}
+
+fn default_mode() -> String {
+    "sync".into()
+}
+
+/// How the workers of a distributed job combine their gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Synchronous rounds that may go without `backups` workers.
+    Sync {
+        /// Workers a round may go without.
+        backups: u32,
+    },
+    /// Asynchronous: gradients from parameters up to `staleness` versions old are applied.
+    Async {
+        /// The staleness bound.
+        staleness: u64,
+    },
+}
+
+/// A distributed job: `workers` worker enclaves train shards, the enclave the owner submitted
+/// to is their parameter server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DistributedPolicy {
+    /// Worker enclaves (each trains one equal shard of the `train` split).
+    pub workers: u32,
+    /// How gradients combine.
+    pub mode: SyncMode,
+    /// Fixed sending interval of every step message, in milliseconds (0: as soon as a step is
+    /// ready; the schedule is then fixed in messages but not in time).
+    pub step_interval_ms: u64,
+}
+
+/// Most worker enclaves a job may ask for.
+pub const MAX_WORKERS: u32 = 64;
 
 fn default_report_steps() -> u32 {
     10
@@ -110,6 +161,10 @@ pub struct JobPolicy {
     pub rate_per_second: f64,
     /// Inputs per prediction request.
     pub max_batch: u32,
+    /// For a distributed job: its workers and mode. Every worker sends exactly `max_steps`
+    /// step messages (dummies once its trainer ended), so `max_steps` is also the job's length
+    /// on the wire.
+    pub distributed: Option<DistributedPolicy>,
 }
 
 /// Longest policy text accepted.
@@ -194,7 +249,54 @@ impl JobPolicy {
             (1..=65_536).contains(&p.max_batch),
             "max_batch must be 1..=65536",
         )?;
+        let distributed = match &f.distributed {
+            None => None,
+            Some(d) => {
+                check(
+                    (1..=MAX_WORKERS).contains(&d.workers),
+                    &format!("distributed.workers must be 1..={MAX_WORKERS}"),
+                )?;
+                check(
+                    f.max_steps <= 10_000_000,
+                    "max_steps of a distributed job must be at most 10000000 (every worker sends that many messages)",
+                )?;
+                check(
+                    d.step_interval_ms <= 60_000,
+                    "distributed.step_interval_ms must be at most 60000",
+                )?;
+                let mode = match d.mode.as_str() {
+                    "sync" => {
+                        check(
+                            d.backups < d.workers,
+                            "distributed.backups must be fewer than distributed.workers",
+                        )?;
+                        check(
+                            d.staleness == 0,
+                            "distributed.staleness is for mode \"async\"",
+                        )?;
+                        SyncMode::Sync { backups: d.backups }
+                    }
+                    "async" => {
+                        check(d.backups == 0, "distributed.backups is for mode \"sync\"")?;
+                        SyncMode::Async {
+                            staleness: d.staleness,
+                        }
+                    }
+                    other => {
+                        return Err(format!(
+                            "job policy: unknown distributed.mode {other:?} (sync or async)"
+                        ));
+                    }
+                };
+                Some(DistributedPolicy {
+                    workers: d.workers,
+                    mode,
+                    step_interval_ms: d.step_interval_ms,
+                })
+            }
+        };
         Ok(Self {
+            distributed,
             epochs: f.epochs,
             batch_size: f.batch_size,
             seed: f.seed,
@@ -239,6 +341,45 @@ rate_per_second = 10
         assert_eq!(p.hyper, vec![("lr".to_string(), 0.01)]);
         assert_eq!(p.report_steps, 10);
         assert_eq!(p.max_batch, 256);
+        assert_eq!(p.distributed, None);
+        let d = JobPolicy::parse(&format!(
+            "{GOOD}[distributed]\nworkers = 4\nbackups = 1\nstep_interval_ms = 5\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            d.distributed,
+            Some(DistributedPolicy {
+                workers: 4,
+                mode: SyncMode::Sync { backups: 1 },
+                step_interval_ms: 5
+            })
+        );
+        let a = JobPolicy::parse(&format!(
+            "{GOOD}[distributed]\nworkers = 2\nmode = \"async\"\nstaleness = 3\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            a.distributed.map(|d| d.mode),
+            Some(SyncMode::Async { staleness: 3 })
+        );
+    }
+
+    #[test]
+    fn distributed_errors_name_the_field() {
+        for (table, needle) in [
+            ("workers = 0", "distributed.workers"),
+            ("workers = 2\nbackups = 2", "distributed.backups"),
+            ("workers = 2\nmode = \"gossip\"", "distributed.mode"),
+            ("workers = 2\nstaleness = 1", "distributed.staleness"),
+            (
+                "workers = 2\nmode = \"async\"\nbackups = 1",
+                "distributed.backups",
+            ),
+            ("workers = 2\nstep_interval_ms = 100000", "step_interval_ms"),
+        ] {
+            let e = JobPolicy::parse(&format!("{GOOD}[distributed]\n{table}\n")).unwrap_err();
+            assert!(e.contains(needle), "{table}: {e}");
+        }
     }
 
     #[test]

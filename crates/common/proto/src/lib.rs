@@ -56,6 +56,48 @@ pub async fn tls_channel(
     config: std::sync::Arc<rustls::ClientConfig>,
     server_name: rustls::pki_types::ServerName<'static>,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    tls_channel_on(
+        tonic::transport::Endpoint::from_static("http://chiron-enclave"),
+        addr,
+        config,
+        server_name,
+    )
+    .await
+}
+
+/// HTTP/2 flow-control window of links between enclaves (the largest HTTP/2 allows). A
+/// receiver announces more window only once it has consumed half of it, so on these links no
+/// `WINDOW_UPDATE` frame — whose timing and placement would depend on scheduling — is sent
+/// before a gigabyte has passed: what the host sees of a link is the messages alone.
+pub const PEER_WINDOW: u32 = (1 << 31) - 1;
+
+/// How long a new link between enclaves waits before its first request: long enough for the
+/// HTTP/2 SETTINGS exchange to complete. A request sent earlier races it, and the peer then
+/// sends window updates for the streams open when its settings took effect — frames that
+/// appear or not by scheduling.
+pub const PEER_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// [`tls_channel`] for a link between enclaves: flow-control windows of [`PEER_WINDOW`], and
+/// ready only after [`PEER_SETTLE`].
+pub async fn peer_channel(
+    addr: &str,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    server_name: rustls::pki_types::ServerName<'static>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let endpoint = tonic::transport::Endpoint::from_static("http://chiron-enclave")
+        .initial_stream_window_size(PEER_WINDOW)
+        .initial_connection_window_size(PEER_WINDOW);
+    let channel = tls_channel_on(endpoint, addr, config, server_name).await?;
+    tokio::time::sleep(PEER_SETTLE).await;
+    Ok(channel)
+}
+
+async fn tls_channel_on(
+    endpoint: tonic::transport::Endpoint,
+    addr: &str,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    server_name: rustls::pki_types::ServerName<'static>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     let addr = addr.to_string();
     let connector = tower::service_fn(move |_: tonic::transport::Uri| {
         let config = config.clone();
@@ -69,7 +111,5 @@ pub async fn tls_channel(
             Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
         }
     });
-    tonic::transport::Endpoint::from_static("http://chiron-enclave")
-        .connect_with_connector(connector)
-        .await
+    endpoint.connect_with_connector(connector).await
 }

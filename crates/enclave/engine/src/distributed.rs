@@ -10,7 +10,7 @@
 use crate::api::{EngineError, LrConfig, OptimizerId, Result};
 use crate::dynt::{Dyn, dyn_map};
 use crate::engine::Engine;
-use crate::optim::{UpdateRule, learning_rate_at};
+use crate::optim::UpdateRule;
 
 /// What a parameter server must know of a job's optimizer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -112,7 +112,9 @@ impl Engine {
         self.exchange = Some(exchange);
         let reply = result?;
         let new = reply.params;
-        if new.len() != grads.len() || reply.version <= version {
+        // The server is authoritative on the version: after it resumed from a checkpoint it
+        // may be behind this worker's.
+        if new.len() != grads.len() {
             return Err(EngineError::InvalidShape);
         }
         let mut offset = 0;
@@ -133,121 +135,6 @@ impl Engine {
             opt.t = reply.version;
         }
         Ok(())
-    }
-}
-
-/// The parameter server of a synchronous job: holds the parameters and the optimizer state,
-/// collects one gradient per worker and step, and closes a round once `workers − backups`
-/// gradients arrived (the rest are late and dropped, as in "Revisiting Distributed Synchronous
-/// SGD"): their mean is applied with the job's rule and schedule.
-pub struct ParameterServer {
-    spec: OptimizerSpec,
-    numels: Vec<usize>,
-    params: Vec<f32>,
-    state: Vec<Vec<Vec<f32>>>,
-    t: u64,
-    workers: usize,
-    needed: usize,
-    round: Vec<(usize, Vec<f32>, Vec<bool>)>,
-}
-
-impl ParameterServer {
-    /// A server for `workers` workers of which `backups` may lag each round, starting from
-    /// `initial` (concatenated parameters of sizes `numels`). `InvalidArgument` unless
-    /// `backups < workers` and the sizes agree.
-    pub fn new(
-        spec: OptimizerSpec,
-        numels: Vec<usize>,
-        initial: Vec<f32>,
-        workers: usize,
-        backups: usize,
-    ) -> Result<Self> {
-        if workers == 0 || backups >= workers || numels.iter().sum::<usize>() != initial.len() {
-            return Err(EngineError::InvalidArgument);
-        }
-        Ok(Self {
-            spec,
-            state: vec![Vec::new(); numels.len()],
-            numels,
-            params: initial,
-            t: 0,
-            workers,
-            needed: workers - backups,
-            round: Vec::new(),
-        })
-    }
-
-    /// The parameters' version: rounds closed so far.
-    pub fn version(&self) -> u64 {
-        self.t
-    }
-
-    /// Element count of each parameter, in order.
-    pub fn numels(&self) -> &[usize] {
-        &self.numels
-    }
-
-    /// The current parameters, concatenated.
-    pub fn params(&self) -> &[f32] {
-        &self.params
-    }
-
-    /// Worker `worker`'s gradients for `version`. Returns whether this closed the round (the
-    /// parameters moved to `version + 1`). A gradient for an older version is late and dropped
-    /// (`Ok(false)`); a second one from the same worker in a round, an unknown worker, a
-    /// future version or wrong sizes are `InvalidArgument`.
-    pub fn submit(
-        &mut self,
-        worker: usize,
-        version: u64,
-        grads: &[f32],
-        has_grad: &[bool],
-    ) -> Result<bool> {
-        if version < self.t {
-            return Ok(false);
-        }
-        if worker >= self.workers
-            || version > self.t
-            || grads.len() != self.params.len()
-            || has_grad.len() != self.numels.len()
-            || self.round.iter().any(|(w, _, _)| *w == worker)
-        {
-            return Err(EngineError::InvalidArgument);
-        }
-        self.round.push((worker, grads.to_vec(), has_grad.to_vec()));
-        if self.round.len() < self.needed {
-            return Ok(false);
-        }
-        // The same sum in the same order whichever worker arrived first.
-        self.round.sort_by_key(|(w, _, _)| *w);
-        let lr = learning_rate_at(&self.spec.lr, self.t);
-        self.t += 1;
-        let mut offset = 0;
-        for (i, &n) in self.numels.iter().enumerate() {
-            let contributors: Vec<&Vec<f32>> = self
-                .round
-                .iter()
-                .filter(|(_, _, has)| has[i])
-                .map(|(_, g, _)| g)
-                .collect();
-            if !contributors.is_empty() {
-                let scale = 1.0 / contributors.len() as f32;
-                let mut mean = vec![0f32; n];
-                for g in &contributors {
-                    for (m, v) in mean.iter_mut().zip(&g[offset..offset + n]) {
-                        *m += v;
-                    }
-                }
-                mean.iter_mut().for_each(|m| *m *= scale);
-                let p = &mut self.params[offset..offset + n];
-                self.spec
-                    .rule
-                    .apply(p, &mean, &mut self.state[i], lr, self.t);
-            }
-            offset += n;
-        }
-        self.round.clear();
-        Ok(true)
     }
 }
 

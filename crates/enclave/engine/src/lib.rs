@@ -35,13 +35,13 @@ mod dynt;
 mod engine;
 mod ops;
 mod optim;
+mod parameter_server;
 mod rng;
 
 pub use api::*;
 pub use checkpoint::{CHECKPOINT_MAGIC, EngineCheckpoint};
 pub use data::{MAX_SHUFFLE_RECORDS, SealedRecords};
-pub use distributed::{
-    ExchangeReply, ExchangeRequest, GradientExchange, OptimizerSpec, ParameterServer, Shard,
-};
+pub use distributed::{ExchangeReply, ExchangeRequest, GradientExchange, OptimizerSpec, Shard};
 pub use engine::{Engine, MAX_NAME_LEN, NamedTensor, thread_pool, valid_name};
 pub use optim::{MAX_OPTIMIZERS, UpdateRule, learning_rate_at};
+pub use parameter_server::{Consistency, Gradient, ParameterServer, SPEC_BYTES, Submitted};

@@ -9,8 +9,9 @@ mod common;
 use std::sync::{Arc, Condvar, Mutex};
 
 use chiron_engine::{
-    AdamConfig, Engine, EngineError, ExchangeReply, ExchangeRequest, GradientExchange, Init,
-    LrConfig, OptimizerSpec, ParameterServer, Result, Schedule, SgdConfig, TensorId, UpdateRule,
+    AdamConfig, Consistency, Engine, EngineError, ExchangeReply, ExchangeRequest, Gradient,
+    GradientExchange, Init, LrConfig, OptimizerSpec, ParameterServer, Result, Schedule, SgdConfig,
+    Submitted, TensorId, UpdateRule,
 };
 use common::{config, values};
 
@@ -36,18 +37,22 @@ impl GradientExchange for Local {
                 r.numels.to_vec(),
                 initial,
                 workers,
-                0,
+                Consistency::Sync { backups: 0 },
             )?);
         }
-        if guard
-            .0
-            .as_mut()
-            .unwrap()
-            .submit(self.worker, r.version, r.grads, r.has_grad)?
-        {
-            ready.notify_all();
-        }
-        while guard.0.as_ref().unwrap().version() <= r.version {
+        let submitted = guard.0.as_mut().unwrap().submit(
+            self.worker,
+            r.version,
+            Some(Gradient {
+                grads: r.grads,
+                has_grad: r.has_grad,
+            }),
+        )?;
+        ready.notify_all();
+        let Submitted::Round(round) = submitted else {
+            panic!("synchronous workers in step are never late");
+        };
+        while guard.0.as_ref().unwrap().version() <= round {
             guard = ready.wait(guard).unwrap();
         }
         let server = guard.0.as_ref().unwrap();
@@ -186,49 +191,216 @@ fn spec() -> OptimizerSpec {
     }
 }
 
+fn g<'a>(grads: &'a [f32], has_grad: &'a [bool]) -> Option<Gradient<'a>> {
+    Some(Gradient { grads, has_grad })
+}
+
+const SYNC_1: Consistency = Consistency::Sync { backups: 1 };
+
 #[test]
 fn a_round_closes_without_its_backup_workers_and_late_gradients_are_dropped() {
-    let mut s = ParameterServer::new(spec(), vec![2], vec![1.0, 1.0], 3, 1).unwrap();
-    assert!(!s.submit(2, 0, &[1.0, 1.0], &[true]).unwrap());
+    let mut s = ParameterServer::new(spec(), vec![2], vec![1.0, 1.0], 3, SYNC_1).unwrap();
     assert_eq!(
-        s.submit(2, 0, &[1.0, 1.0], &[true]),
-        Err(EngineError::InvalidArgument),
-        "one gradient per worker and round"
+        s.submit(2, 0, g(&[5.0, 5.0], &[true])),
+        Ok(Submitted::Round(0))
     );
-    assert!(s.submit(0, 0, &[3.0, 3.0], &[true]).unwrap());
+    // A worker's second message for a round replaces its first (a replacement's retry).
+    assert_eq!(
+        s.submit(2, 0, g(&[1.0, 1.0], &[true])),
+        Ok(Submitted::Round(0))
+    );
+    assert_eq!(s.version(), 0);
+    assert_eq!(
+        s.submit(0, 0, g(&[3.0, 3.0], &[true])),
+        Ok(Submitted::Round(0))
+    );
     assert_eq!(s.version(), 1);
     // Mean gradient 2, first momentum step: p = 1 - 0.1 * (2 + 0.9 * 2) (Nesterov, wd 1e-3).
     let d = 2.0 + 1e-3;
     let expected = 1.0 - 0.1 * (d + 0.9 * d);
     assert!((s.params()[0] - expected).abs() < 1e-6, "{}", s.params()[0]);
-    // The backup's gradient for the closed round is late: dropped, nothing changes.
+    // The backup's gradient for the closed round is late: dropped, answered at once.
     let before = s.params().to_vec();
-    assert!(!s.submit(1, 0, &[100.0, 100.0], &[true]).unwrap());
+    assert_eq!(
+        s.submit(1, 0, g(&[100.0, 100.0], &[true])),
+        Ok(Submitted::Now)
+    );
     assert_eq!(s.params(), &before[..]);
-    // Future versions, unknown workers and wrong sizes are refused.
+    // Unknown workers and wrong sizes are refused.
     assert_eq!(
-        s.submit(0, 5, &[0.0, 0.0], &[true]),
+        s.submit(3, 1, g(&[0.0, 0.0], &[true])),
         Err(EngineError::InvalidArgument)
     );
     assert_eq!(
-        s.submit(3, 1, &[0.0, 0.0], &[true]),
+        s.submit(0, 1, g(&[0.0], &[true])),
         Err(EngineError::InvalidArgument)
     );
+    // A version ahead of the server's (it resumed from a checkpoint) joins the open round.
     assert_eq!(
-        s.submit(0, 1, &[0.0], &[true]),
-        Err(EngineError::InvalidArgument)
+        s.submit(0, 7, g(&[0.0, 0.0], &[false])),
+        Ok(Submitted::Round(1))
     );
     // Parameters no worker has a gradient for do not move.
-    assert!(!s.submit(0, 1, &[0.0, 0.0], &[false]).unwrap());
-    assert!(s.submit(1, 1, &[0.0, 0.0], &[false]).unwrap());
+    assert_eq!(
+        s.submit(1, 1, g(&[0.0, 0.0], &[false])),
+        Ok(Submitted::Round(1))
+    );
+    assert_eq!(s.version(), 2);
     assert_eq!(s.params(), &before[..]);
 }
 
 #[test]
+fn dummies_keep_the_schedule_without_holding_rounds_open() {
+    let mut s = ParameterServer::new(
+        spec(),
+        vec![1],
+        vec![1.0],
+        3,
+        Consistency::Sync { backups: 0 },
+    )
+    .unwrap();
+    // Workers 1 and 2 have finished: their dummies wait in the round for the one that trains.
+    assert_eq!(s.submit(1, 0, None), Ok(Submitted::Round(0)));
+    assert_eq!(s.submit(2, 0, None), Ok(Submitted::Round(0)));
+    assert_eq!(
+        s.version(),
+        0,
+        "dummies do not close a round while a worker trains"
+    );
+    assert_eq!(s.submit(0, 0, g(&[1.0], &[true])), Ok(Submitted::Round(0)));
+    assert_eq!(s.version(), 1);
+    let after_one = s.params()[0];
+    assert!(after_one < 1.0);
+    // The last worker's gradient closes the next round alone, whoever's dummies came first.
+    assert_eq!(s.submit(0, 1, g(&[1.0], &[true])), Ok(Submitted::Round(1)));
+    assert_eq!(s.version(), 2);
+    assert!(s.params()[0] < after_one);
+    // Once every worker sends dummies, rounds close on dummies alone and nothing moves.
+    let p = s.params().to_vec();
+    for w in 0..3 {
+        assert_eq!(s.version(), 2);
+        assert_eq!(s.submit(w, 2, None), Ok(Submitted::Round(2)));
+    }
+    assert_eq!(s.version(), 3);
+    assert_eq!(s.params(), &p[..]);
+    // Workers 1 and 2 sent their whole schedule: worker 0's last dummies do not wait for them.
+    s.retire(1);
+    s.retire(2);
+    assert_eq!(s.submit(0, 3, None), Ok(Submitted::Round(3)));
+    assert_eq!(s.version(), 4);
+    // Nor does an open round: retiring the last awaited worker closes it.
+    let mut s = ParameterServer::new(
+        spec(),
+        vec![1],
+        vec![1.0],
+        2,
+        Consistency::Sync { backups: 0 },
+    )
+    .unwrap();
+    assert_eq!(s.submit(0, 0, g(&[1.0], &[true])), Ok(Submitted::Round(0)));
+    s.retire(1);
+    assert_eq!(s.version(), 1);
+}
+
+#[test]
+fn asynchronous_gradients_apply_on_arrival_within_the_staleness_bound() {
+    let mut s = ParameterServer::new(
+        spec(),
+        vec![1],
+        vec![1.0],
+        2,
+        Consistency::Async { staleness: 1 },
+    )
+    .unwrap();
+    assert_eq!(s.submit(0, 0, g(&[1.0], &[true])), Ok(Submitted::Now));
+    assert_eq!(s.version(), 1);
+    // Computed from version 0, one behind: within the bound, applied.
+    assert_eq!(s.submit(1, 0, g(&[1.0], &[true])), Ok(Submitted::Now));
+    assert_eq!(s.version(), 2);
+    // Two behind: stale, dropped; dummies change nothing either.
+    let p = s.params().to_vec();
+    assert_eq!(s.submit(1, 0, g(&[1.0], &[true])), Ok(Submitted::Now));
+    assert_eq!(s.submit(0, 2, None), Ok(Submitted::Now));
+    assert_eq!((s.version(), s.params()), (2, &p[..]));
+}
+
+#[test]
+fn a_server_checkpoint_resumes_the_same_updates() {
+    for rule in RULES {
+        let spec = OptimizerSpec {
+            rule,
+            lr: LrConfig {
+                base: 0.05,
+                schedule: Schedule::Cosine {
+                    total: 10,
+                    min_lr: 0.0,
+                },
+                warmup: 1,
+            },
+        };
+        let grads = [0.5f32, -1.0, 2.0];
+        let step = |s: &mut ParameterServer| {
+            for w in 0..2 {
+                s.submit(w, s.version(), g(&grads, &[true, true])).unwrap();
+            }
+        };
+        let mut a = ParameterServer::new(spec, vec![2, 1], vec![1.0, 2.0, 3.0], 2, SYNC_1).unwrap();
+        step(&mut a);
+        step(&mut a);
+        let bytes = a.to_bytes();
+        let mut b = ParameterServer::from_bytes(&bytes).unwrap();
+        assert_eq!(b.to_bytes(), bytes);
+        step(&mut a);
+        step(&mut b);
+        assert_eq!((a.version(), a.params()), (b.version(), b.params()));
+        // Truncated, extended or re-tagged bytes are refused.
+        assert!(ParameterServer::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        assert!(ParameterServer::from_bytes(&[&bytes[..], &[0]].concat()).is_err());
+        let mut bad = bytes.clone();
+        bad[0] ^= 1;
+        assert!(ParameterServer::from_bytes(&bad).is_err());
+    }
+}
+
+#[test]
+fn optimizer_specs_round_trip_in_a_fixed_size() {
+    for rule in RULES {
+        let spec = OptimizerSpec {
+            rule,
+            lr: LrConfig {
+                base: 3e-3,
+                schedule: Schedule::Step {
+                    every: 10,
+                    gamma: 0.5,
+                },
+                warmup: 7,
+            },
+        };
+        let b = spec.to_bytes();
+        assert_eq!(b.len(), chiron_engine::SPEC_BYTES);
+        assert_eq!(OptimizerSpec::from_bytes(&b), Some(spec));
+    }
+    assert_eq!(
+        OptimizerSpec::from_bytes(&[9; chiron_engine::SPEC_BYTES]),
+        None
+    );
+    assert_eq!(OptimizerSpec::from_bytes(&[0; 3]), None);
+}
+
+#[test]
 fn a_server_needs_fewer_backups_than_workers() {
-    assert!(ParameterServer::new(spec(), vec![1], vec![0.0], 2, 2).is_err());
-    assert!(ParameterServer::new(spec(), vec![2], vec![0.0], 2, 0).is_err());
-    assert!(ParameterServer::new(spec(), vec![1], vec![0.0], 0, 0).is_err());
+    assert!(
+        ParameterServer::new(
+            spec(),
+            vec![1],
+            vec![0.0],
+            2,
+            Consistency::Sync { backups: 2 }
+        )
+        .is_err()
+    );
+    assert!(ParameterServer::new(spec(), vec![2], vec![0.0], 2, SYNC_1).is_err());
+    assert!(ParameterServer::new(spec(), vec![1], vec![0.0], 0, SYNC_1).is_err());
 }
 
 /// 10 train records (feature = index) and 2 test records.

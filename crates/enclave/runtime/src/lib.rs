@@ -18,8 +18,9 @@
 //!
 //! Module layout: `platform` (TEE identity, sealing key), `sealing` (AEAD for everything the
 //! enclave stores), `host_link` (the host's blob and status API), `records` (sealed job and
-//! module records), `training` (a job's run, checkpoints), `predict` (output shaping), `state` (modules, jobs, record writes), `service`
-//! (the gRPC services), `server` (RA-TLS listener).
+//! module records), `training` (a job's run, checkpoints), `predict` (output shaping), `state`
+//! (modules, jobs, record writes), `service` (the gRPC services), `server` (RA-TLS listeners),
+//! `distributed` (parameter-server and worker roles of distributed jobs).
 
 #![forbid(unsafe_code)]
 

@@ -39,6 +39,8 @@ pub struct Platform {
     /// Produces evidence over report data (the RA-TLS key hash).
     pub source: Box<dyn EvidenceSource>,
     sealing_key: Zeroizing<[u8; 32]>,
+    /// Sim only: this enclave's measurement and platform id.
+    sim: Option<([u8; chiron_attest::sim::MEASUREMENT_LEN], Vec<u8>)>,
 }
 
 impl Platform {
@@ -46,13 +48,17 @@ impl Platform {
     /// configuration (`chiron attest measure $(which chiron-enclave)`).
     pub fn open(tee: &Tee) -> Result<Self, RuntimeError> {
         let err = |e: chiron_attest::Error| RuntimeError::Platform(e.to_string());
+        let mut sim = None;
         let source: Box<dyn EvidenceSource> = match tee {
             Tee::Sim { platform_key } => {
                 eprintln!("{}", chiron_attest::sim::WARNING);
                 let platform = SimPlatform::load_or_create(platform_key).map_err(err)?;
+                let platform_id = platform.platform_id();
                 let exe = std::env::current_exe()
                     .map_err(|e| RuntimeError::Platform(format!("no executable path: {e}")))?;
-                Box::new(SimSource::for_executable(platform, &exe, b"").map_err(err)?)
+                let source = SimSource::for_executable(platform, &exe, b"").map_err(err)?;
+                sim = Some((*source.measurement(), platform_id));
+                Box::new(source)
             }
             Tee::Sgx { root } => Box::new(GramineSgx::new(root).map_err(err)?),
             Tee::Tdx { root } => Box::new(ConfigFsTsm::new(Backend::Tdx, root).map_err(err)?),
@@ -62,7 +68,50 @@ impl Platform {
         Ok(Self {
             source,
             sealing_key,
+            sim,
         })
+    }
+
+    /// How this enclave verifies a peer enclave (mutual RA-TLS between the instances of a
+    /// distributed job): a peer must run **this** enclave's measurement on this backend. On
+    /// sim: on this sim platform too. On hardware: `policy_file` gives the rest (TCB statuses,
+    /// collateral age, ...) and `endorsements` the collateral to check quotes with; whatever
+    /// measurements the file names, they are replaced by this enclave's own (read from its own
+    /// evidence), so a host that edits the file cannot admit another build.
+    pub fn peer_verifier(
+        &self,
+        policy_file: Option<&std::path::Path>,
+        endorsements: chiron_attest::Endorsements,
+    ) -> Result<chiron_attest::ratls::RaTlsVerifier, RuntimeError> {
+        let err = |e: chiron_attest::Error| RuntimeError::Platform(e.to_string());
+        if let Some((measurement, platform_id)) = &self.sim {
+            let mut policy = chiron_attest::Policy::sim_only(measurement);
+            policy.sim_platform_ids.insert(platform_id.clone());
+            return Ok(chiron_attest::ratls::RaTlsVerifier::new(
+                policy,
+                endorsements,
+            ));
+        }
+        let file = policy_file.ok_or_else(|| {
+            RuntimeError::Platform(
+                "a hardware enclave needs --peer-policy to attest its peers".into(),
+            )
+        })?;
+        let mut policy = chiron_attest::Policy::load(file).map_err(err)?;
+        let own = self
+            .source
+            .evidence(&[0; chiron_attest::REPORT_DATA_LEN])
+            .map_err(err)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let claims = chiron_attest::verify_evidence(&own, &endorsements, now).map_err(err)?;
+        policy.measurements = Some(std::collections::BTreeSet::from([claims.measurement]));
+        policy.backends = std::collections::BTreeSet::from([claims.backend]);
+        Ok(chiron_attest::ratls::RaTlsVerifier::new(
+            policy,
+            endorsements,
+        ))
     }
 
     /// The key only this measurement on this platform derives (root of everything sealed).

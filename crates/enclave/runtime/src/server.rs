@@ -97,20 +97,53 @@ pub async fn serve(
         .await
 }
 
-/// Serves the parameter-server role on `listener` with `tls` (mutual RA-TLS: build it with a
-/// client verifier that accepts only this enclave's measurement).
-pub async fn serve_parameter_server(
-    role: crate::distributed::ParameterServerRole,
+/// Serves the enclave-to-enclave services — the parameter server of this enclave's
+/// distributed jobs and, if `worker`, the worker role — on `listener` with `tls`. Build `tls`
+/// with a client verifier that accepts only this enclave's measurement (mutual RA-TLS).
+///
+/// HTTP/2 is configured so a link carries the messages and nothing that varies with time:
+/// no `date` header (its compressed length changes with the clock) and flow-control windows of
+/// [`chiron_proto::PEER_WINDOW`] (no `WINDOW_UPDATE` frames mid-job).
+pub async fn serve_peers(
+    runtime: std::sync::Arc<crate::state::Runtime>,
+    worker: bool,
     listener: TcpListener,
     tls: rustls::ServerConfig,
-) -> Result<(), tonic::transport::Error> {
+) {
     use chiron_proto::enclave::parameter_server_server::ParameterServerServer;
-    tonic::transport::Server::builder()
-        .add_service(
-            ParameterServerServer::new(role)
+    use chiron_proto::enclave::worker_server::WorkerServer;
+    use tokio_stream::StreamExt;
+    let mut routes = tonic::service::Routes::new(
+        ParameterServerServer::new(crate::distributed::server::ParameterServerService::new(
+            runtime.clone(),
+        ))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_REQUEST_BYTES),
+    );
+    if worker {
+        routes = routes.add_service(
+            WorkerServer::new(crate::distributed::worker::WorkerService::new(runtime))
                 .max_decoding_message_size(MAX_REQUEST_BYTES)
                 .max_encoding_message_size(MAX_REQUEST_BYTES),
-        )
-        .serve_with_incoming(tls_incoming(listener, tls))
-        .await
+        );
+    }
+    let service = hyper_util::service::TowerToHyperService::new(routes.prepare());
+    let mut incoming = tls_incoming(listener, tls);
+    while let Some(connection) = incoming.next().await {
+        let Ok(connection) = connection else {
+            continue;
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut http =
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+            http.auto_date_header(false)
+                .initial_stream_window_size(chiron_proto::PEER_WINDOW)
+                .initial_connection_window_size(chiron_proto::PEER_WINDOW);
+            // A connection that fails ends alone; its peer reconnects.
+            let _ = http
+                .serve_connection(hyper_util::rt::TokioIo::new(connection), service)
+                .await;
+        });
+    }
 }

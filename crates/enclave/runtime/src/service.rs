@@ -214,6 +214,15 @@ impl Owner for Services {
         let r = request.into_inner();
         // The policy is the owner's own text: its errors may go back verbatim.
         let policy = JobPolicy::parse(&r.policy_toml).map_err(Status::invalid_argument)?;
+        if let Some(d) = policy.distributed {
+            let configured = self.runtime.peers.get().map_or(0, |p| p.workers.len());
+            if (d.workers as usize) > configured {
+                return Err(Status::failed_precondition(format!(
+                    "job policy: distributed.workers is {}, but this enclave has {configured} worker enclaves configured",
+                    d.workers
+                )));
+            }
+        }
         let data_key = hash32(&r.data_key, "data_key")?;
         let owner_share = hash32(&r.owner_share, "owner_share")?;
         let owner_token_hash = hash32(&r.owner_token_hash, "owner_token_hash")?;

@@ -51,6 +51,10 @@ pub struct Runtime {
     pub jobs: Mutex<HashMap<String, Job>>,
     /// Serialises record writes, so the host always ends with the newest revision.
     write_lock: tokio::sync::Mutex<()>,
+    /// How this enclave reaches its peers, if it takes part in distributed jobs.
+    pub peers: std::sync::OnceLock<crate::distributed::PeerSetup>,
+    /// The distributed jobs this enclave is training as their parameter server.
+    pub parameter_servers: crate::distributed::server::Registry,
 }
 
 /// SHA-256.
@@ -81,6 +85,8 @@ impl Runtime {
             modules: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
             write_lock: tokio::sync::Mutex::new(()),
+            peers: std::sync::OnceLock::new(),
+            parameter_servers: Default::default(),
         }
     }
 
@@ -155,6 +161,17 @@ impl Runtime {
             m.insert(digest.to_string(), loaded.clone());
         }
         Ok(Some(loaded))
+    }
+
+    /// The bytes of the module with `digest`, as registered (to forward to worker enclaves).
+    /// `Ok(None)` if no such module was registered with this enclave.
+    pub async fn module_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>, RuntimeError> {
+        let name = records::module_blob(&self.sealing_key, digest);
+        let Some(sealed) = self.host.get(&name).await? else {
+            return Ok(None);
+        };
+        let record = records::open_module(&self.sealing_key, &name, &sealed)?;
+        Ok(Some(record.module.clone()))
     }
 
     /// Adds (or replaces) a job in memory.

@@ -19,9 +19,10 @@ use chiron_sandbox::{
 };
 use chiron_seal::{DataKey, SealedDataset};
 use tokio::runtime::Handle;
+use zeroize::Zeroizing;
 
 use crate::records::{self, JobRecord, MAX_RECORD_METRICS, MetricRecord};
-use crate::sealing::{self, Sealer, associated_data};
+use crate::sealing::{self, associated_data};
 use crate::state::Runtime;
 
 /// The name of a metric on the wire and in policies.
@@ -66,11 +67,86 @@ pub fn checkpoint_slot(job_id: &str, version: u32) -> String {
     format!("{}/{}", records::checkpoint_blob(job_id), version % 2)
 }
 
+/// Why a checkpoint was not stored.
+#[derive(Debug)]
+pub enum StoreError {
+    /// It did not fit the policy's sealed blob size (the trainer's doing).
+    Oversized,
+    /// The runtime's own failure (host unreachable, ...).
+    Runtime(crate::RuntimeError),
+}
+
+/// Seals `payload` (padded to the policy's blob size) as job `job_id`'s checkpoint `version`,
+/// then points the job record at it, with the progress and owner metrics of that moment.
+pub async fn store_checkpoint(
+    runtime: &Runtime,
+    job_id: &str,
+    policy: &JobPolicy,
+    version: u32,
+    payload: &[u8],
+    metrics: &[MetricPoint],
+    train_seconds_used: f64,
+) -> Result<(), StoreError> {
+    let record = runtime
+        .jobs
+        .lock()
+        .ok()
+        .and_then(|j| j.get(job_id).map(|j| j.record.clone()))
+        .ok_or(StoreError::Runtime(crate::RuntimeError::Record(
+            "no such job".into(),
+        )))?;
+    let sealer = records::checkpoint_sealer(runtime.sealing_key(), &record).ok_or(
+        StoreError::Runtime(crate::RuntimeError::Record("no model key".into())),
+    )?;
+    // Fixed size: the host must not learn the model's size or how much the trainer reported.
+    let padded =
+        sealing::pad(payload, policy.sealed_blob_bytes()).map_err(|_| StoreError::Oversized)?;
+    let ad = associated_data("checkpoint", job_id, u64::from(version));
+    let sealed = sealer.seal(&ad, &padded).map_err(StoreError::Runtime)?;
+    let coarse_step = coarse(version, policy.epochs, policy.report_steps);
+    let metrics = owner_metrics(policy, metrics);
+    runtime
+        .host
+        .put(&checkpoint_slot(job_id, version), &sealed)
+        .await
+        .map_err(StoreError::Runtime)?;
+    runtime
+        .update_and_report(job_id, |r| {
+            r.checkpoint_version = version;
+            r.coarse_step = coarse_step;
+            r.train_seconds_used = train_seconds_used;
+            r.metrics = metrics;
+        })
+        .await
+        .map_err(StoreError::Runtime)?;
+    Ok(())
+}
+
+/// The job's checkpoint `version`, opened (the padded payload's contents).
+pub async fn load_checkpoint(
+    runtime: &Runtime,
+    record: &JobRecord,
+) -> Result<Zeroizing<Vec<u8>>, String> {
+    let version = record.checkpoint_version;
+    let sealer = records::checkpoint_sealer(runtime.sealing_key(), record).ok_or("internal")?;
+    let sealed = runtime
+        .host
+        .get(&checkpoint_slot(&record.job_id, version))
+        .await
+        .map_err(|e| fail_code(&e).to_string())?
+        .ok_or("checkpoint-rejected")?;
+    let ad = associated_data("checkpoint", &record.job_id, u64::from(version));
+    let padded = sealer
+        .open(&ad, &sealed)
+        .map_err(|e| fail_code(&e).to_string())?;
+    let bytes = sealing::unpad(&padded).map_err(|_| "checkpoint-rejected")?;
+    Ok(Zeroizing::new(bytes.to_vec()))
+}
+
 struct Sink {
     runtime: Arc<Runtime>,
     handle: Handle,
     job_id: String,
-    sealer: Sealer,
     policy: JobPolicy,
     started: Instant,
     used_before: f64,
@@ -80,36 +156,21 @@ struct Sink {
 
 impl CheckpointSink for Sink {
     fn store(&mut self, checkpoint: &TrainCheckpoint) -> Result<(), CheckpointSinkError> {
-        let version = checkpoint.epochs_done;
-        let bytes = zeroize::Zeroizing::new(checkpoint.to_bytes());
-        // Fixed size: the host must not learn the model's size or how much the trainer reported.
-        let Ok(padded) = sealing::pad(&bytes, self.policy.sealed_blob_bytes()) else {
-            self.oversized.store(true, Ordering::Relaxed);
-            return Err(CheckpointSinkError);
-        };
-        let ad = associated_data("checkpoint", &self.job_id, u64::from(version));
-        let sealed = self
-            .sealer
-            .seal(&ad, &padded)
-            .map_err(|_| CheckpointSinkError)?;
-        let coarse_step = coarse(version, self.policy.epochs, self.policy.report_steps);
+        let bytes = Zeroizing::new(checkpoint.to_bytes());
         let used = self.used_before + self.started.elapsed().as_secs_f64();
-        let metrics = owner_metrics(&self.policy, &checkpoint.metrics);
-        let rt = self.runtime.clone();
-        let id = self.job_id.clone();
-        self.handle
-            .block_on(async move {
-                rt.host.put(&checkpoint_slot(&id, version), &sealed).await?;
-                rt.update_and_report(&id, |r| {
-                    r.checkpoint_version = version;
-                    r.coarse_step = coarse_step;
-                    r.train_seconds_used = used;
-                    r.metrics = metrics;
-                })
-                .await?;
-                Ok::<(), crate::RuntimeError>(())
-            })
-            .map_err(|_| CheckpointSinkError)
+        let stored = self.handle.block_on(store_checkpoint(
+            &self.runtime,
+            &self.job_id,
+            &self.policy,
+            checkpoint.epochs_done,
+            &bytes,
+            &checkpoint.metrics,
+            used,
+        ));
+        if let Err(StoreError::Oversized) = stored {
+            self.oversized.store(true, Ordering::Relaxed);
+        }
+        stored.map_err(|_| CheckpointSinkError)
     }
 }
 
@@ -118,7 +179,7 @@ impl CheckpointSink for Sink {
 pub const TRAINER_FAILED: &str = "trainer-failed";
 
 /// Why a run ended without a model: a fixed code.
-fn fail_code(e: &crate::RuntimeError) -> &'static str {
+pub(crate) fn fail_code(e: &crate::RuntimeError) -> &'static str {
     match e {
         crate::RuntimeError::Unseal(_) => "checkpoint-rejected",
         _ => "internal",
@@ -172,6 +233,15 @@ fn train(
     policy: &JobPolicy,
     started: Instant,
 ) -> Result<(), String> {
+    if let Some(distributed) = policy.distributed {
+        return crate::distributed::coordinator::train(
+            runtime,
+            handle,
+            record,
+            policy,
+            distributed,
+        );
+    }
     let internal = |e: crate::RuntimeError| fail_code(&e).to_string();
     let module = handle
         .block_on(runtime.module(&record.trainer_digest))
@@ -187,18 +257,9 @@ fn train(
     let records = Arc::new(SealedRecords::preload(&dataset).map_err(|_| "dataset-rejected")?);
     drop(dataset);
 
-    let ckpt_sealer =
-        records::checkpoint_sealer(runtime.sealing_key(), record).ok_or("internal")?;
     let resume_from = if record.checkpoint_version > 0 {
-        let version = record.checkpoint_version;
-        let sealed = handle
-            .block_on(runtime.host.get(&checkpoint_slot(&record.job_id, version)))
-            .map_err(internal)?
-            .ok_or("checkpoint-rejected")?;
-        let ad = associated_data("checkpoint", &record.job_id, u64::from(version));
-        let padded = ckpt_sealer.open(&ad, &sealed).map_err(internal)?;
-        let bytes = sealing::unpad(&padded).map_err(|_| "checkpoint-rejected")?;
-        Some(TrainCheckpoint::from_bytes(bytes).map_err(|_| "checkpoint-rejected")?)
+        let bytes = handle.block_on(load_checkpoint(runtime, record))?;
+        Some(TrainCheckpoint::from_bytes(&bytes).map_err(|_| "checkpoint-rejected")?)
     } else {
         None
     };
@@ -217,7 +278,6 @@ fn train(
         runtime: runtime.clone(),
         handle: handle.clone(),
         job_id: record.job_id.clone(),
-        sealer: records::checkpoint_sealer(runtime.sealing_key(), record).ok_or("internal")?,
         policy: policy.clone(),
         started,
         used_before: record.train_seconds_used,
@@ -247,11 +307,23 @@ fn train(
         _ => TRAINER_FAILED.to_string(),
     })?;
     let model = outcome.model.ok_or(TRAINER_FAILED)?;
-
-    // Seal the model under the two-share key; only then is the job ready.
     let metrics = owner_metrics(policy, &outcome.metrics);
+    seal_model(runtime, handle, record, policy, &model, metrics)
+}
+
+/// Seals the final model under the two-share key and moves the job to `sealing`; only then
+/// is it ready.
+pub fn seal_model(
+    runtime: &Arc<Runtime>,
+    handle: &Handle,
+    record: &JobRecord,
+    policy: &JobPolicy,
+    model: &chiron_sandbox::SavedModel,
+    metrics: Vec<MetricRecord>,
+) -> Result<(), String> {
+    let internal = |e: crate::RuntimeError| fail_code(&e).to_string();
     let model_sealer = records::model_sealer(record).ok_or("internal")?;
-    let padded = sealing::pad(&records::model_to_bytes(&model), policy.sealed_blob_bytes())
+    let padded = sealing::pad(&records::model_to_bytes(model), policy.sealed_blob_bytes())
         .map_err(|_| TRAINER_FAILED)?;
     let sealed = model_sealer
         .seal(&associated_data("model", &record.job_id, 0), &padded)

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use chiron_attest::Endorsements;
 use chiron_attest::ratls::RaTlsIdentity;
+use chiron_enclave::distributed::PeerSetup;
 use chiron_enclave::host_link::HostLink;
 use chiron_enclave::platform::{Platform, Tee};
 use chiron_enclave::service::Services;
@@ -15,6 +17,15 @@ use chiron_enclave::state::Runtime;
 use chiron_sandbox::{Sandbox, SandboxLimits};
 use clap::{Parser, ValueEnum};
 use zeroize::Zeroizing;
+
+/// What this instance serves.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Role {
+    /// Owners and operators (RA-TLS on --listen); the parameter server of its distributed jobs.
+    Service,
+    /// Only enclave peers: trains the shards servers assign to it.
+    Worker,
+}
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Backend {
@@ -46,6 +57,32 @@ struct Args {
     /// Live-bytes budget of one training job's engine, in MiB.
     #[arg(long, default_value_t = 8192)]
     max_train_mib: u64,
+    /// What this instance serves.
+    #[arg(long, value_enum, default_value = "service")]
+    role: Role,
+    /// Where to listen for enclave peers (mutual RA-TLS, same measurement only): the
+    /// parameter-server and worker services of distributed jobs. Required for --role worker
+    /// and for a service with --workers.
+    #[arg(long)]
+    peer_listen: Option<String>,
+    /// The address workers dial to reach this enclave's parameter server (default: the bound
+    /// --peer-listen address).
+    #[arg(long)]
+    peer_advertise: Option<String>,
+    /// The worker enclaves' peer addresses, in order (worker i is the i-th), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    workers: Vec<String>,
+    /// Hardware backends: the attestation policy for peers (TOML). Its measurements are
+    /// replaced by this enclave's own: a peer must run this build. Sim accepts this
+    /// measurement on this sim platform.
+    #[arg(long)]
+    peer_policy: Option<PathBuf>,
+    /// SGX/TDX peers: DCAP collateral (JSON, as a PCCS serves it) to verify their quotes.
+    #[arg(long)]
+    peer_collateral: Option<PathBuf>,
+    /// SEV-SNP peers: a directory with the ARK, ASK and VCEK certificates.
+    #[arg(long)]
+    peer_certs: Option<PathBuf>,
 }
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
@@ -81,9 +118,61 @@ async fn run(args: Args) -> Result<(), AnyError> {
         sandbox,
         args.max_train_mib << 20,
     ));
+    if args.role == Role::Worker && args.peer_listen.is_none() {
+        return Err("--role worker needs --peer-listen".into());
+    }
+    if !args.workers.is_empty() && args.peer_listen.is_none() {
+        return Err("--workers needs --peer-listen (where the workers reach this server)".into());
+    }
+    let peers = match &args.peer_listen {
+        Some(addr) => {
+            let endorsements = Endorsements {
+                dcap: match &args.peer_collateral {
+                    Some(p) => Some(chiron_attest::dcap::Collateral::from_json(&std::fs::read(
+                        p,
+                    )?)?),
+                    None => None,
+                },
+                snp: match &args.peer_certs {
+                    Some(dir) => Some(chiron_attest::snp::SnpCertificates::from_dir(dir)?),
+                    None => None,
+                },
+            };
+            let verifier =
+                Arc::new(platform.peer_verifier(args.peer_policy.as_deref(), endorsements)?);
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let bound = listener.local_addr()?.to_string();
+            runtime
+                .peers
+                .set(PeerSetup {
+                    client_tls: Arc::new(identity.client_config(verifier.clone())?),
+                    workers: args.workers.clone(),
+                    advertise: args.peer_advertise.clone().unwrap_or(bound.clone()),
+                })
+                .map_err(|_| "peer setup twice")?;
+            println!("peers {bound}");
+            Some((listener, identity.server_config(Some(verifier))?))
+        }
+        None => None,
+    };
+    if args.role == Role::Worker {
+        // A worker keeps no jobs of its own: its servers reassign it after any restart.
+        let Some((listener, peer_tls)) = peers else {
+            return Err("--role worker needs --peer-listen".into());
+        };
+        println!("listening {}", listener.local_addr()?);
+        chiron_enclave::server::serve_peers(runtime, true, listener, peer_tls).await;
+        return Ok(());
+    }
     let services = Services::new(runtime.clone());
     for id in runtime.recover().await? {
         services.start_training(&id);
+    }
+    if let Some((listener, peer_tls)) = peers {
+        let rt = runtime.clone();
+        tokio::spawn(chiron_enclave::server::serve_peers(
+            rt, false, listener, peer_tls,
+        ));
     }
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     println!("listening {}", listener.local_addr()?);

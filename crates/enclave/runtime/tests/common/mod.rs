@@ -2,6 +2,8 @@
 //! real `chiron-enclave` binary (sim TEE), and the owner's and operator's calls over RA-TLS.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -96,7 +98,12 @@ pub struct Service {
 
 impl Service {
     pub async fn start() -> Self {
-        let work = tempfile::tempdir().unwrap();
+        Self::start_with(tempfile::tempdir().unwrap(), Vec::new()).await
+    }
+
+    /// A service whose enclave gets `extra` arguments, with its store and sim platform key in
+    /// `work`.
+    pub async fn start_with(work: tempfile::TempDir, extra: Vec<String>) -> Self {
         let host = Host::start(HostConfig {
             api_listen: "127.0.0.1:0".into(),
             enclave_listen: "127.0.0.1:0".into(),
@@ -104,12 +111,15 @@ impl Service {
             store: work.path().join("store").display().to_string(),
             enclave: EnclaveCommand {
                 program: PathBuf::from(env!("CARGO_BIN_EXE_chiron-enclave")),
-                args: vec![
+                args: [
                     "--platform-key".into(),
                     work.path().join("platform.key").display().to_string(),
-                ],
+                ]
+                .into_iter()
+                .chain(extra)
+                .collect(),
             },
-            echo_log: false,
+            echo_log: std::env::var_os("CHIRON_TEST_ECHO").is_some(),
         })
         .await
         .unwrap();

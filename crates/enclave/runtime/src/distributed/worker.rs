@@ -1,0 +1,444 @@
+//! The worker role: the `chiron.v1.Worker` service. An assignment from an attested server
+//! carries the trainer, the dataset's key, the policy and the worker's shard index; the worker
+//! opens the sealed dataset from the shared store, trains its shard in the sandbox with a
+//! [`RemoteExchange`] as the engine's optimizer step, forwards the trainer's checkpoints to the
+//! server, and keeps the job's fixed schedule: exactly `max_steps` step messages of one size,
+//! dummies once the trainer ended, each on the policy's time grid.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chiron_engine::{
+    Engine, EngineConfig, EngineError, ExchangeReply, ExchangeRequest, GradientExchange,
+    SealedRecords, Shard,
+};
+use chiron_proto::enclave::parameter_server_client::ParameterServerClient;
+use chiron_proto::enclave::worker_server::Worker;
+use chiron_proto::enclave::{
+    CheckpointRequest, JoinRequest, ShardAssignment, ShardResult, StepReply, StepRequest,
+};
+use chiron_proto::job::JobPolicy;
+use chiron_sandbox::{
+    CheckpointSink, CheckpointSinkError, Checkpointing, TrainCheckpoint, TrainConfig,
+    run_train_with,
+};
+use chiron_seal::{DataKey, SealedDataset};
+use tokio::runtime::Handle;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
+
+use super::server::SESSION_BYTES;
+use super::{encode_result, f32_bytes, f32s};
+use crate::records;
+use crate::sealing;
+use crate::state::Runtime;
+use crate::training::owner_metrics;
+
+/// Encoded `(request, reply)` sizes of a link's step messages, in order (what the host sees of
+/// the link before TLS framing).
+pub type SizeLog = Arc<Mutex<Vec<(usize, usize)>>>;
+
+/// One worker's link to its parameter server: the schedule's position, pacing, and the last
+/// parameter version seen. Shared by the engine's exchange, the checkpoint forwarder and the
+/// dummies that finish the schedule.
+pub struct Link {
+    handle: Handle,
+    client: ParameterServerClient<Channel>,
+    job_id: String,
+    worker: u32,
+    session: Vec<u8>,
+    /// Messages the schedule has in all.
+    max_steps: u64,
+    /// Fixed interval between messages (zero: none).
+    interval: Duration,
+    started: Instant,
+    start_round: u64,
+    state: Mutex<LinkState>,
+    sizes: Option<SizeLog>,
+}
+
+struct LinkState {
+    sent: u64,
+    version: u64,
+    /// Total gradient elements and parameter count, once a real step told them.
+    shape: Option<(usize, usize)>,
+}
+
+/// Why a link call failed (the server refused it or could not be reached).
+#[derive(Debug)]
+pub struct LinkError;
+
+impl Link {
+    /// Worker `worker`'s link for job `job_id` and assignment `session`, at schedule position
+    /// `start_round` of `max_steps`, through `channel` (mutual RA-TLS to the server).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        handle: Handle,
+        channel: Channel,
+        job_id: String,
+        worker: u32,
+        session: Vec<u8>,
+        start_round: u64,
+        max_steps: u64,
+        interval: Duration,
+    ) -> Self {
+        Self {
+            handle,
+            client: ParameterServerClient::new(channel)
+                .max_decoding_message_size(crate::server::MAX_REQUEST_BYTES)
+                .max_encoding_message_size(crate::server::MAX_REQUEST_BYTES),
+            job_id,
+            worker,
+            session,
+            max_steps,
+            interval,
+            started: Instant::now(),
+            start_round,
+            state: Mutex::new(LinkState {
+                sent: start_round,
+                version: 0,
+                shape: None,
+            }),
+            sizes: None,
+        }
+    }
+
+    /// Also records every step's encoded sizes in `sizes`.
+    pub fn with_size_log(mut self, sizes: SizeLog) -> Self {
+        self.sizes = Some(sizes);
+        self
+    }
+
+    /// The parameter version of the last reply.
+    pub fn version(&self) -> u64 {
+        self.state.lock().map_or(0, |s| s.version)
+    }
+
+    /// Waits for the next point of the time grid (the message's own, or the first one after
+    /// now if the step came late), so send times do not depend on how long a step took.
+    fn pace(&self, sent: u64) {
+        if self.interval.is_zero() {
+            return;
+        }
+        let own = sent.saturating_sub(self.start_round);
+        let elapsed = self.started.elapsed().as_nanos();
+        let step = self.interval.as_nanos().max(1);
+        let next = u64::try_from(elapsed.div_ceil(step)).unwrap_or(u64::MAX);
+        let k = own.max(next);
+        let due = self.started
+            + self
+                .interval
+                .saturating_mul(u32::try_from(k).unwrap_or(u32::MAX));
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+
+    /// Sends one message of the schedule: a gradient, or a dummy (`grads` all zeros).
+    fn step(
+        &self,
+        version: u64,
+        grads: Vec<u8>,
+        has_grad: Vec<u8>,
+        dummy: bool,
+    ) -> Result<StepReply, LinkError> {
+        let sent = self.state.lock().map_err(|_| LinkError)?.sent;
+        if sent >= self.max_steps {
+            return Err(LinkError);
+        }
+        self.pace(sent);
+        let request = StepRequest {
+            worker: Some(self.worker),
+            version: Some(version),
+            grads,
+            has_grad,
+            job_id: self.job_id.clone(),
+            dummy: Some(u32::from(dummy)),
+            session: self.session.clone(),
+        };
+        let request_len = prost::Message::encoded_len(&request);
+        let mut client = self.client.clone();
+        let reply = self
+            .handle
+            .block_on(async move { client.step(request).await })
+            .map_err(|_| LinkError)?
+            .into_inner();
+        if let Some(log) = &self.sizes
+            && let Ok(mut log) = log.lock()
+        {
+            log.push((request_len, prost::Message::encoded_len(&reply)));
+        }
+        let mut state = self.state.lock().map_err(|_| LinkError)?;
+        state.sent += 1;
+        state.version = reply.version.unwrap_or(state.version);
+        Ok(reply)
+    }
+
+    /// Sends dummies until the schedule is complete. Fails if no real step ever told the
+    /// model's size (the trainer failed before its first step), or if the link fails.
+    pub fn finish(&self) -> Result<(), LinkError> {
+        loop {
+            let (sent, version, shape) = {
+                let s = self.state.lock().map_err(|_| LinkError)?;
+                (s.sent, s.version, s.shape)
+            };
+            if sent >= self.max_steps {
+                return Ok(());
+            }
+            let (elements, params) = shape.ok_or(LinkError)?;
+            self.step(version, vec![0; elements * 4], vec![0; params], true)?;
+        }
+    }
+
+    /// Sends a trainer checkpoint, padded to `size`.
+    fn checkpoint(&self, checkpoint: &TrainCheckpoint, size: usize) -> Result<(), LinkError> {
+        let padded =
+            sealing::pad(&Zeroizing::new(checkpoint.to_bytes()), size).map_err(|_| LinkError)?;
+        let request = CheckpointRequest {
+            job_id: self.job_id.clone(),
+            worker: Some(self.worker),
+            epochs_done: Some(checkpoint.epochs_done),
+            checkpoint: padded.to_vec(),
+            session: self.session.clone(),
+        };
+        let mut client = self.client.clone();
+        self.handle
+            .block_on(async move { client.checkpoint(request).await })
+            .map(|_| ())
+            .map_err(|_| LinkError)
+    }
+}
+
+/// A worker engine's optimizer step, through its [`Link`]: joins the server on the first step
+/// of a fresh run, then sends each step's gradients and takes back the parameters.
+pub struct RemoteExchange {
+    link: Arc<Link>,
+}
+
+impl RemoteExchange {
+    /// The exchange over `link`.
+    pub fn new(link: Arc<Link>) -> Self {
+        Self { link }
+    }
+}
+
+impl GradientExchange for RemoteExchange {
+    fn exchange(&mut self, r: &ExchangeRequest<'_>) -> chiron_engine::Result<ExchangeReply> {
+        // The link failed or the server refused: the step cannot happen.
+        let failed = |_| EngineError::ResourceExhausted;
+        let link = &self.link;
+        if let Some(initial) = r.initial {
+            let join = JoinRequest {
+                worker: Some(link.worker),
+                spec: r.spec.to_bytes(),
+                numels: r.numels.iter().map(|&n| n as u64).collect(),
+                initial: f32_bytes(initial),
+                job_id: link.job_id.clone(),
+                session: link.session.clone(),
+            };
+            let mut client = link.client.clone();
+            link.handle
+                .block_on(async move { client.join(join).await })
+                .map_err(|_| EngineError::ResourceExhausted)?;
+        }
+        if let Ok(mut s) = link.state.lock() {
+            s.shape = Some((r.grads.len(), r.has_grad.len()));
+        }
+        let reply = link
+            .step(
+                r.version,
+                f32_bytes(r.grads),
+                r.has_grad.iter().map(|&h| u8::from(h)).collect(),
+                false,
+            )
+            .map_err(failed)?;
+        Ok(ExchangeReply {
+            version: reply.version.ok_or(EngineError::InvalidShape)?,
+            params: f32s(&reply.params),
+        })
+    }
+}
+
+/// Forwards the trainer's checkpoints to the server (which seals them with its own state).
+struct Forwarder {
+    link: Arc<Link>,
+    size: usize,
+}
+
+impl CheckpointSink for Forwarder {
+    fn store(&mut self, checkpoint: &TrainCheckpoint) -> Result<(), CheckpointSinkError> {
+        self.link
+            .checkpoint(checkpoint, self.size)
+            .map_err(|_| CheckpointSinkError)
+    }
+}
+
+/// The `chiron.v1.Worker` service.
+pub struct WorkerService {
+    runtime: Arc<Runtime>,
+}
+
+impl WorkerService {
+    /// The service of `runtime` (whose peer setup dials the servers).
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self { runtime }
+    }
+}
+
+/// A checked assignment.
+struct Assignment {
+    raw: ShardAssignment,
+    policy: JobPolicy,
+    worker: u32,
+    workers: u32,
+    data_key: Zeroizing<[u8; 32]>,
+    step_interval: Duration,
+}
+
+fn check(raw: ShardAssignment) -> Result<Assignment, Status> {
+    let invalid = |m: &str| Status::invalid_argument(m);
+    let policy = JobPolicy::parse(&raw.policy_toml).map_err(Status::invalid_argument)?;
+    let distributed = policy
+        .distributed
+        .ok_or_else(|| invalid("the job policy has no [distributed] table"))?;
+    let worker = raw.worker.ok_or_else(|| invalid("no worker index"))?;
+    if worker >= distributed.workers {
+        return Err(invalid("the worker index is beyond the policy's workers"));
+    }
+    if !records::valid_job_id(&raw.job_id) || raw.session.len() != SESSION_BYTES {
+        return Err(invalid("malformed job id or session"));
+    }
+    let data_key: [u8; 32] = raw
+        .data_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| invalid("data_key must be 32 bytes"))?;
+    Ok(Assignment {
+        raw,
+        policy,
+        worker,
+        workers: distributed.workers,
+        data_key: Zeroizing::new(data_key),
+        step_interval: Duration::from_millis(distributed.step_interval_ms),
+    })
+}
+
+#[tonic::async_trait]
+impl Worker for WorkerService {
+    async fn run_shard(
+        &self,
+        request: Request<ShardAssignment>,
+    ) -> Result<Response<ShardResult>, Status> {
+        let assignment = check(request.into_inner())?;
+        let runtime = self.runtime.clone();
+        let handle = Handle::current();
+        let result = tokio::task::spawn_blocking(move || run_shard(&runtime, &handle, assignment))
+            .await
+            .map_err(|_| Status::internal("internal error"))?;
+        Ok(Response::new(result))
+    }
+}
+
+/// Trains the assigned shard and keeps the schedule; always answers with a fixed-size result.
+fn run_shard(runtime: &Arc<Runtime>, handle: &Handle, mut a: Assignment) -> ShardResult {
+    let size = a.policy.sealed_blob_bytes();
+    let failed = || ShardResult {
+        ok: Some(0),
+        version: Some(0),
+        payload: vec![0; size],
+    };
+    let Some(link) = open_link(runtime, handle, &a) else {
+        return failed();
+    };
+    let outcome = train_shard(runtime, handle, &mut a, &link);
+    // The schedule goes on whatever the trainer did: dummies to its end.
+    let finished = link.finish();
+    let (Some(outcome), Ok(())) = (outcome, finished) else {
+        return failed();
+    };
+    match sealing::pad(&encode_result(&outcome.0, &outcome.1), size) {
+        Ok(payload) => ShardResult {
+            ok: Some(1),
+            version: Some(link.version()),
+            payload: payload.to_vec(),
+        },
+        Err(_) => failed(),
+    }
+}
+
+fn open_link(runtime: &Arc<Runtime>, handle: &Handle, a: &Assignment) -> Option<Arc<Link>> {
+    let peers = runtime.peers.get()?;
+    let channel = handle
+        .block_on(chiron_proto::peer_channel(
+            &a.raw.server,
+            peers.client_tls.clone(),
+            chiron_attest::ratls::server_name(),
+        ))
+        .ok()?;
+    Some(Arc::new(Link::new(
+        handle.clone(),
+        channel,
+        a.raw.job_id.clone(),
+        a.worker,
+        a.raw.session.clone(),
+        a.raw.start_round.unwrap_or(0),
+        a.policy.max_steps,
+        a.step_interval,
+    )))
+}
+
+/// The shard's training run: its model and owner-visible metrics, or `None` if the data, the
+/// checkpoint or the trainer failed.
+fn train_shard(
+    runtime: &Arc<Runtime>,
+    handle: &Handle,
+    a: &mut Assignment,
+    link: &Arc<Link>,
+) -> Option<(chiron_sandbox::SavedModel, Vec<records::MetricRecord>)> {
+    let module = runtime
+        .sandbox
+        .load(&std::mem::take(&mut a.raw.module))
+        .ok()?;
+    let bytes = handle
+        .block_on(runtime.host.get(&a.raw.dataset_blob))
+        .ok()??;
+    let dataset =
+        SealedDataset::open_with_data_key(bytes, &DataKey::from_bytes(*a.data_key)).ok()?;
+    let records = Arc::new(SealedRecords::preload(&dataset).ok()?);
+    drop(dataset);
+    let shard = Shard::new(records, u64::from(a.worker), u64::from(a.workers)).ok()?;
+    let resume_from = if a.raw.resume.is_empty() {
+        None
+    } else {
+        let bytes = sealing::unpad(&a.raw.resume).ok()?;
+        Some(TrainCheckpoint::from_bytes(bytes).ok()?)
+    };
+    let policy = &a.policy;
+    let engine = Engine::new(EngineConfig {
+        seed: policy.seed,
+        max_live_bytes: runtime.max_train_bytes,
+        max_tensors: 1_000_000,
+        max_steps: policy.max_steps,
+    })
+    .with_data(Arc::new(shard))
+    .with_exchange(Box::new(RemoteExchange::new(link.clone())));
+    let outcome = run_train_with(
+        &module,
+        engine,
+        &TrainConfig {
+            epochs: policy.epochs,
+            batch_size: policy.batch_size,
+            hyper: policy.hyper.clone(),
+            wall_budget: Duration::from_secs(policy.wall_seconds),
+        },
+        Checkpointing {
+            resume_from,
+            sink: Some(Box::new(Forwarder {
+                link: link.clone(),
+                size: policy.sealed_blob_bytes(),
+            })),
+        },
+    )
+    .ok()?;
+    let metrics = owner_metrics(policy, &outcome.metrics);
+    Some((outcome.model?, metrics))
+}
