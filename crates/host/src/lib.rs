@@ -17,6 +17,7 @@
 pub mod api;
 pub mod config;
 pub mod metrics;
+pub mod observe;
 pub mod relay;
 pub mod store;
 pub mod supervisor;

@@ -36,6 +36,10 @@ pub async fn serve(
                     Err(_) => return,
                 }
             };
+            // Forward as it comes: request/reply traffic would otherwise wait on Nagle's
+            // algorithm and delayed ACKs.
+            let _ = inbound.set_nodelay(true);
+            let _ = outbound.set_nodelay(true);
             let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
         });
     }

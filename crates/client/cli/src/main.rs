@@ -45,6 +45,9 @@ enum Command {
     Job(cmd::service::JobCommand),
     /// Owner: black-box predictions of a trained job (images, CSV rows, .npy arrays).
     Predict(cmd::predict::PredictArgs),
+    /// A distributed deployment on loopback (sim TEE): `chiron cluster up --workers N`.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCommand),
     /// Run the whole flow — host, sim enclave, owner, operator, training, predictions — on the
     /// embedded UCI digits dataset.
     Demo(cmd::demo::DemoArgs),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Trainer(c) => cmd::trainer::run(c),
         Command::Job(c) => cmd::service::run(c),
         Command::Predict(args) => cmd::predict::run(&args),
+        Command::Cluster(c) => cmd::cluster::run(c),
         Command::Demo(args) => cmd::demo::run(&args),
     };
     match result {

@@ -105,6 +105,9 @@ async fn tls_channel_on(
         let server_name = server_name.clone();
         async move {
             let tcp = tokio::net::TcpStream::connect(&addr).await?;
+            // Request/reply traffic: Nagle's algorithm and delayed ACKs would add ~40 ms to
+            // every exchange.
+            tcp.set_nodelay(true)?;
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(server_name, tcp)
                 .await?;

@@ -89,6 +89,8 @@ pub struct Engine {
     /// Number of `backward` calls so far (see [`Entry::born`]).
     generation: u64,
     pub(crate) steps: u64,
+    /// Most values the live optimizers updated at once (see `optimized_values`).
+    pub(crate) optimized_peak: u64,
     /// For a worker of a distributed job: where optimizer steps go.
     pub(crate) exchange: Option<Box<dyn crate::GradientExchange>>,
 }
@@ -148,6 +150,7 @@ impl Engine {
             next_optimizer: 0,
             generation: 0,
             steps: 0,
+            optimized_peak: 0,
             exchange: None,
         }
     }

@@ -154,6 +154,14 @@ impl Engine {
                 state_bytes: bytes,
             },
         );
+        let live: u64 = self
+            .optimizers
+            .values()
+            .flat_map(|o| &o.params)
+            .filter_map(|p| self.tensors.get(&p.0))
+            .map(|t| t.value.numel() as u64)
+            .sum();
+        self.optimized_peak = self.optimized_peak.max(live);
         Ok(OptimizerId(id))
     }
 
@@ -297,6 +305,12 @@ impl Engine {
     /// Optimizer steps taken so far (all optimizers), checked against `max_steps`.
     pub fn steps_taken(&self) -> u64 {
         self.steps
+    }
+
+    /// The most values the live optimizers updated at once (the model's trained parameters,
+    /// counted once per optimizer holding them): what a distributed step sends each way.
+    pub fn optimized_values(&self) -> u64 {
+        self.optimized_peak
     }
 }
 

@@ -63,6 +63,8 @@ pub fn tls_incoming(
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
+            // Request/reply traffic: without it Nagle and delayed ACKs add ~40 ms per reply.
+            let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {

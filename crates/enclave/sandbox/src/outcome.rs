@@ -97,6 +97,8 @@ pub struct TrainOutcome {
     pub model: Option<SavedModel>,
     /// Optimizer steps the engine took.
     pub steps_taken: u64,
+    /// The most values the trainer's optimizers updated at once (its trained parameters).
+    pub optimized_values: u64,
 }
 
 /// The training state a trainer handed to `model.checkpoint` at the end of an epoch, with the

@@ -423,6 +423,7 @@ pub fn run_train_with(
     let state = store.into_data();
     Ok(TrainOutcome {
         steps_taken: state.engine.steps_taken(),
+        optimized_values: state.engine.optimized_values(),
         progress: state.progress,
         metrics: state.metrics,
         dropped_reports: state.dropped_reports,

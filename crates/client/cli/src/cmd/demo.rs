@@ -31,7 +31,8 @@ const MLP_TRAINER: &[u8] =
 
 /// The demo's job policy and attestation policy (documented copies in docs/policies/).
 const JOB_POLICY: &str = include_str!("../../../../../docs/config/job.toml");
-const SIM_POLICY: &str = include_str!("../../../../../docs/policies/development-sim.toml");
+pub(crate) const SIM_POLICY: &str =
+    include_str!("../../../../../docs/policies/development-sim.toml");
 
 /// Arguments of `chiron demo`.
 #[derive(Args)]
@@ -50,7 +51,7 @@ pub fn run(args: &DemoArgs) -> CliResult {
 }
 
 /// The `chiron-enclave` executable: `$CHIRON_ENCLAVE_BIN`, or next to this executable.
-fn enclave_program() -> CliResult<PathBuf> {
+pub(crate) fn enclave_program() -> CliResult<PathBuf> {
     if let Some(p) = std::env::var_os("CHIRON_ENCLAVE_BIN") {
         return Ok(PathBuf::from(p));
     }

@@ -206,6 +206,7 @@ fn test(args: &TestArgs<'_>) -> CliResult {
                 "epochs": args.config.epochs,
                 "train_seconds": train_seconds,
                 "steps": outcome.steps_taken,
+                "parameters": outcome.optimized_values,
                 "test_records": total,
                 "trainer_digest": module.digest_hex(),
             })
