@@ -62,14 +62,15 @@ trap cleanup EXIT
 case "$dataset" in
     digits)
         trainer=crates/enclave/sandbox/tests/fixtures/mlp.component.wasm
-        epochs=${epochs:-20}; batch=${batch:-32}
+        epochs=${epochs:-20}; batch=${batch:-32}; blob_mib=4
         "$chiron" dataset seal --format csv --no-header --label-column 64 --shape 1,8,8 \
             --test-fraction 0.2 --seed 42 --key "$work/owner.key" --out "$work/data.chd" \
             data/digits/digits.csv.gz >&2
         ;;
     fmnist)
         trainer=crates/enclave/sandbox/tests/fixtures/cnn.component.wasm
-        epochs=${epochs:-4}; batch=${batch:-64}
+        # 824,554 parameters: a checkpoint with momentum, or the server's state, is ~7-10 MB.
+        epochs=${epochs:-4}; batch=${batch:-64}; blob_mib=16
         src=/usr/share/datasets/fashion-mnist
         if [ ! -d "$src" ]; then
             echo "== installing dataset-fashion-mnist (apt)" >&2
@@ -108,6 +109,7 @@ seed = 1
 max_steps = $steps
 wall_seconds = 7200
 report_steps = $epochs
+sealed_blob_mib = $blob_mib
 metrics = ["test-accuracy"]
 [predictions]
 output = "label"

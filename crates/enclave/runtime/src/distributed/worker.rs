@@ -26,7 +26,7 @@ use chiron_seal::{DataKey, SealedDataset};
 use tokio::runtime::Handle;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::server::SESSION_BYTES;
 use super::{encode_result, f32_bytes, f32s};
@@ -294,8 +294,12 @@ struct Assignment {
     step_interval: Duration,
 }
 
-fn check(raw: ShardAssignment) -> Result<Assignment, Status> {
+fn check(mut raw: ShardAssignment) -> Result<Assignment, Status> {
     let invalid = |m: &str| Status::invalid_argument(m);
+    let data_key: Result<[u8; 32], _> = raw.data_key.as_slice().try_into();
+    // The key lives on only in its zeroizing copy.
+    raw.data_key.zeroize();
+    let data_key = Zeroizing::new(data_key.map_err(|_| invalid("data_key must be 32 bytes"))?);
     let policy = JobPolicy::parse(&raw.policy_toml).map_err(Status::invalid_argument)?;
     let distributed = policy
         .distributed
@@ -307,17 +311,12 @@ fn check(raw: ShardAssignment) -> Result<Assignment, Status> {
     if !records::valid_job_id(&raw.job_id) || raw.session.len() != SESSION_BYTES {
         return Err(invalid("malformed job id or session"));
     }
-    let data_key: [u8; 32] = raw
-        .data_key
-        .as_slice()
-        .try_into()
-        .map_err(|_| invalid("data_key must be 32 bytes"))?;
     Ok(Assignment {
         raw,
         policy,
         worker,
         workers: distributed.workers,
-        data_key: Zeroizing::new(data_key),
+        data_key,
         step_interval: Duration::from_millis(distributed.step_interval_ms),
     })
 }
