@@ -91,6 +91,10 @@ pub struct Engine {
     pub(crate) steps: u64,
     /// Most values the live optimizers updated at once (see `optimized_values`).
     pub(crate) optimized_peak: u64,
+    /// Work limits (see [`crate::CostLimits`]).
+    pub(crate) cost_limits: crate::CostLimits,
+    /// Forward work recorded since the last `backward`, on tracked tensors.
+    pub(crate) graph_flops: u64,
     /// For a worker of a distributed job: where optimizer steps go.
     pub(crate) exchange: Option<Box<dyn crate::GradientExchange>>,
 }
@@ -151,6 +155,8 @@ impl Engine {
             generation: 0,
             steps: 0,
             optimized_peak: 0,
+            cost_limits: crate::CostLimits::default(),
+            graph_flops: 0,
             exchange: None,
         }
     }
@@ -422,6 +428,7 @@ impl Engine {
         if e.born != Some(self.generation) {
             return Err(EngineError::NotAllowed);
         }
+        // Walking the graph costs about twice its forward work, which `charge` bounded.
         let value = e.value.clone();
         // Room for a gradient of every parameter that has none stored yet.
         let needed = self
@@ -437,6 +444,8 @@ impl Engine {
             };
             let mut grads = loss.backward();
             eng.generation += 1;
+            // Every graph built so far is spent: a new one starts with nothing charged.
+            eng.graph_flops = 0;
             let params: Vec<u32> = eng
                 .tensors
                 .iter()

@@ -29,6 +29,7 @@
 
 mod api;
 mod checkpoint;
+mod cost;
 mod data;
 mod distributed;
 mod dynt;
@@ -40,6 +41,7 @@ mod rng;
 
 pub use api::*;
 pub use checkpoint::{CHECKPOINT_MAGIC, EngineCheckpoint};
+pub use cost::CostLimits;
 pub use data::{MAX_SHUFFLE_RECORDS, SealedRecords};
 pub use distributed::{ExchangeReply, ExchangeRequest, GradientExchange, OptimizerSpec, Shard};
 pub use engine::{Engine, MAX_NAME_LEN, NamedTensor, thread_pool, valid_name};

@@ -10,6 +10,7 @@ use burn::tensor::module;
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 
 use crate::api::{Conv2dOptions, EngineError, Pool2dOptions, Result, TensorId};
+use crate::cost::flops;
 use crate::dynt::{Dyn, MAX_RANK, Ranked, dyn_apply, dyn_map, dyn_zip};
 use crate::engine::{Engine, Role};
 
@@ -201,6 +202,9 @@ impl Engine {
         let mut out = batch.clone();
         out.extend([m, n]);
         self.reserve_dims(&out)?;
+        let mut cost = batch.clone();
+        cost.extend([2, m, n, k1]);
+        self.charge(flops(&cost), x.is_tracked() || y.is_tracked())?;
         let mut full_a = batch.clone();
         full_a.extend([m, k1]);
         let mut full_b = batch;
@@ -240,6 +244,10 @@ impl Engine {
             *last = out_f;
         }
         self.reserve_dims(&out)?;
+        let rows = dx[..dx.len() - 1].iter().product::<usize>();
+        let tracked =
+            xv.is_tracked() || wv.is_tracked() || bv.as_ref().is_some_and(Dyn::is_tracked);
+        self.charge(flops(&[2, rows, in_f, out_f]), tracked)?;
         let mut inputs = vec![x, weight];
         inputs.extend(bias);
         self.pooled(|e| {
@@ -297,6 +305,9 @@ impl Engine {
             .ok_or(EngineError::InvalidShape)?;
         let out = [n, o, oh, ow];
         self.reserve_dims(&out)?;
+        let tracked =
+            xv.is_tracked() || wv.is_tracked() || bv.as_ref().is_some_and(Dyn::is_tracked);
+        self.charge(flops(&[2, n, o, oh, ow, cg, kh, kw]), tracked)?;
         let mut inputs = vec![x, weight];
         inputs.extend(bias);
         self.pooled(|e| {
@@ -341,6 +352,11 @@ impl Engine {
         let xv = self.value(x)?;
         let out = Self::pool_shape(&xv.dims(), &options)?;
         self.reserve_dims(&out)?;
+        let [kh, kw] = options.kernel.map(|k| k as usize);
+        self.charge(
+            flops(&[out[0], out[1], out[2], out[3], kh, kw]),
+            xv.is_tracked(),
+        )?;
         self.pooled(|e| {
             let opts = MaxPoolOptions::new(options.kernel.map(|k| k as usize))
                 .with_stride(options.stride.map(|s| s as usize))
@@ -356,6 +372,11 @@ impl Engine {
         let xv = self.value(x)?;
         let out = Self::pool_shape(&xv.dims(), &options)?;
         self.reserve_dims(&out)?;
+        let [kh, kw] = options.kernel.map(|k| k as usize);
+        self.charge(
+            flops(&[out[0], out[1], out[2], out[3], kh, kw]),
+            xv.is_tracked(),
+        )?;
         self.pooled(|e| {
             let opts = AvgPoolOptions::new(options.kernel.map(|k| k as usize))
                 .with_stride(options.stride.map(|s| s as usize))

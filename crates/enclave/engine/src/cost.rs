@@ -1,0 +1,66 @@
+//! Bounds on the work of one engine call and of one autodiff graph.
+//!
+//! A sandboxed trainer is stopped at its wall-clock budget by epoch interruption, which takes
+//! effect only when the guest runs again: a single engine call runs to its end. Without a bound,
+//! one call (a 16k³ matrix product, or `backward` over a graph of thousands of large ops) could
+//! run for minutes past the budget — and a job's end time is part of what the runtime keeps
+//! fixed. So every compute-heavy op is charged its floating-point operations before it runs:
+//! one call may cost at most [`CostLimits::per_call`], and the ops of one graph (those since the
+//! last `backward`, on tracked tensors) at most [`CostLimits::per_graph`], which bounds the
+//! `backward` that walks them (about twice their cost). Exceeding either is `ResourceExhausted`
+//! and leaves the engine as it was.
+
+use crate::api::{EngineError, Result};
+
+/// Work limits of an engine, in floating-point operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CostLimits {
+    /// Most work of one call (≈ 1 s of matrix products on two cores at 2³⁸).
+    pub per_call: u64,
+    /// Most forward work recorded in one autodiff graph.
+    pub per_graph: u64,
+}
+
+impl Default for CostLimits {
+    /// 2³⁸ per call and 2⁴⁰ per graph: a ResNet-50 forward pass on 64 images of 224×224
+    /// (≈ 0.5 × 10¹² operations) fits; seconds of work at most per call.
+    fn default() -> Self {
+        Self {
+            per_call: 1 << 38,
+            per_graph: 1 << 40,
+        }
+    }
+}
+
+/// The product of `factors` (operations of one call), saturating: an overflow is over any limit.
+pub(crate) fn flops(factors: &[usize]) -> u64 {
+    factors
+        .iter()
+        .try_fold(1u64, |acc, &f| acc.checked_mul(f as u64))
+        .unwrap_or(u64::MAX)
+}
+
+impl crate::engine::Engine {
+    /// Charges a call of `cost` operations whose output is `tracked` (part of a graph):
+    /// `ResourceExhausted` over either limit, before anything runs.
+    pub(crate) fn charge(&mut self, cost: u64, tracked: bool) -> Result<()> {
+        if cost > self.cost_limits.per_call {
+            return Err(EngineError::ResourceExhausted);
+        }
+        if tracked {
+            let graph = self
+                .graph_flops
+                .checked_add(cost)
+                .filter(|g| *g <= self.cost_limits.per_graph)
+                .ok_or(EngineError::ResourceExhausted)?;
+            self.graph_flops = graph;
+        }
+        Ok(())
+    }
+
+    /// Replaces the default [`CostLimits`].
+    pub fn with_cost_limits(mut self, limits: CostLimits) -> Self {
+        self.cost_limits = limits;
+        self
+    }
+}

@@ -1,0 +1,84 @@
+//! Work bounds: a call costing more than the per-call limit, or a graph growing past the
+//! per-graph limit, is refused before it runs and leaves the engine as it was; `backward`
+//! starts a new graph; untracked work does not count towards any graph.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use chiron_engine::{Conv2dOptions, CostLimits, EngineError, Init, Pool2dOptions};
+use common::{engine, values};
+
+#[test]
+fn a_call_over_the_per_call_limit_is_refused_and_changes_nothing() {
+    let mut e = engine(1).with_cost_limits(CostLimits {
+        per_call: 2 * 8 * 8 * 8,
+        per_graph: u64::MAX,
+    });
+    let a = e.from_data(&[8, 8], &values(64, 1, -1.0, 1.0)).unwrap();
+    let b = e.from_data(&[8, 9], &values(72, 2, -1.0, 1.0)).unwrap();
+    let square = e.from_data(&[8, 8], &values(64, 3, -1.0, 1.0)).unwrap();
+    // 2·8·8·8 operations: exactly the limit.
+    e.matmul(a, square).unwrap();
+    let before = e.live();
+    // 2·8·9·8: over it.
+    assert_eq!(e.matmul(a, b), Err(EngineError::ResourceExhausted));
+    assert_eq!(e.live(), before);
+    // Convolutions and pools are charged too.
+    let x = e
+        .from_data(&[1, 2, 8, 8], &values(128, 4, -1.0, 1.0))
+        .unwrap();
+    let w = e
+        .from_data(&[4, 2, 3, 3], &values(72, 5, -1.0, 1.0))
+        .unwrap();
+    let conv = Conv2dOptions {
+        stride: [1, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    assert_eq!(
+        e.conv2d(x, w, None, conv),
+        Err(EngineError::ResourceExhausted)
+    );
+    let pool = Pool2dOptions {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0, 0],
+    };
+    e.max_pool2d(x, pool).unwrap();
+    // x, w and the pooled output: the refused convolution added nothing.
+    assert_eq!(e.live().0, before.0 + 3);
+}
+
+#[test]
+fn a_graph_is_bounded_until_backward_and_untracked_work_is_free() {
+    // Each linear layer below costs 2·4·8·8 = 512 operations.
+    let mut e = engine(2).with_cost_limits(CostLimits {
+        per_call: u64::MAX,
+        per_graph: 3 * 512,
+    });
+    let w = e.parameter(&[8, 8], Init::XavierUniform, 8, 8).unwrap();
+    let x = e.from_data(&[4, 8], &values(32, 6, -1.0, 1.0)).unwrap();
+    // Untracked: a constant times a constant, as often as wanted.
+    let c = e.from_data(&[8, 8], &values(64, 7, -1.0, 1.0)).unwrap();
+    for _ in 0..10 {
+        let y = e.linear(x, c, None).unwrap();
+        e.release(y);
+    }
+    let mut h = x;
+    for _ in 0..3 {
+        h = e.linear(h, w, None).unwrap();
+    }
+    assert_eq!(
+        e.linear(h, w, None),
+        Err(EngineError::ResourceExhausted),
+        "a fourth tracked layer is over the graph's limit"
+    );
+    let loss = e.sum(h, None, false).unwrap();
+    e.backward(loss).unwrap();
+    // A new graph: the same layers fit again.
+    let mut h = x;
+    for _ in 0..3 {
+        h = e.linear(h, w, None).unwrap();
+    }
+}
