@@ -66,12 +66,129 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+        // Chiron patch: one matrix product per sample into the NCHW output (ops/conv_gemm.rs).
+        if crate::ops::conv_gemm::applies(&x, &weight, &options) {
+            return crate::ops::conv_gemm::conv2d_f32(x, weight, bias, &options);
+        }
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
             DType::F64 => conv::conv2d_f64(x, weight, bias, &options),
             DType::F16 => conv::conv2d_f16(x, weight, bias, &options),
             DType::BF16 => conv::conv2d_bf16(x, weight, bias, &options),
             dtype => panic!("conv2d: unsupported dtype {:?}", dtype),
+        }
+    }
+
+    /// Chiron patch: for f32 convolutions with one group, one matrix product per sample and a
+    /// col2im (ops/conv_gemm.rs); otherwise burn's generic transposed convolution.
+    fn conv2d_x_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        let input_shape = x.layout().shape().clone();
+        let asymmetric = options.is_asymmetric();
+        let padding = options.padding;
+        let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+        let padded_shape = x.layout().shape().to_vec();
+        let grad = if crate::ops::conv_gemm::applies(&x, &weight, &options) {
+            crate::ops::conv_gemm::conv2d_x_grad_f32(&padded_shape, weight, output_grad, &options)
+        } else {
+            let [_, _, kh, kw] = [0, 1, 2, 3].map(|i| weight.layout().shape()[i]);
+            let out = output_grad.layout().shape();
+            let pad_out = |i: usize, k: usize| {
+                burn_backend::ops::conv::calculate_padding_out(
+                    k,
+                    options.stride[i],
+                    options.padding_begin()[i],
+                    options.dilation[i],
+                    padded_shape[i + 2],
+                    out[i + 2],
+                )
+            };
+            let padding_out = [pad_out(0, kh), pad_out(1, kw)];
+            Flex::conv_transpose2d(
+                output_grad,
+                weight,
+                None,
+                ConvTransposeOptions::new(
+                    options.stride,
+                    options.padding_begin(),
+                    padding_out,
+                    options.dilation,
+                    options.groups,
+                ),
+            )
+        };
+        if !asymmetric {
+            return grad;
+        }
+        // Back to the caller's input shape: drop the explicit padding's rows and columns.
+        let mut ranges: alloc::vec::Vec<burn_std::Slice> = input_shape
+            .iter()
+            .map(|&size| burn_std::Slice::from(0..size))
+            .collect();
+        for (dim, (begin, _)) in padding.iter().enumerate() {
+            ranges[dim + 2] = burn_std::Slice::from(*begin..*begin + input_shape[dim + 2]);
+        }
+        Flex::float_slice(grad, &ranges)
+    }
+
+    /// Chiron patch: one matrix product per sample instead of burn's generic fallback (see
+    /// `ops/conv_weight_grad.rs`).
+    fn conv2d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        use crate::ops::conv_weight_grad::conv2d_weight_grad;
+        let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+        let shape = weight.layout().shape().to_vec();
+        match x.dtype() {
+            DType::F32 => conv2d_weight_grad(
+                x,
+                &shape,
+                output_grad,
+                &options,
+                DType::F32,
+                0.0f32,
+                conv::gemm_f32,
+            ),
+            DType::F64 => conv2d_weight_grad(
+                x,
+                &shape,
+                output_grad,
+                &options,
+                DType::F64,
+                0.0f64,
+                conv::gemm_f64,
+            ),
+            DType::F16 => conv2d_weight_grad(
+                x,
+                &shape,
+                output_grad,
+                &options,
+                DType::F16,
+                burn_std::f16::from_f32(0.0),
+                conv::gemm_f16,
+            ),
+            DType::BF16 => {
+                let x = crate::ops::conv_common::convert_bf16_to_f32(&x);
+                let g = crate::ops::conv_common::convert_bf16_to_f32(&output_grad);
+                let r = conv2d_weight_grad(
+                    x,
+                    &shape,
+                    g,
+                    &options,
+                    DType::F32,
+                    0.0f32,
+                    conv::gemm_f32,
+                );
+                crate::ops::conv_common::convert_f32_to_bf16(&r)
+            }
+            dtype => panic!("conv2d_weight_backward: unsupported dtype {:?}", dtype),
         }
     }
 

@@ -439,6 +439,10 @@ pub fn max_pool2d_with_indices_f32(
     dilation: [usize; 2],
     ceil_mode: bool,
 ) -> (FlexTensor, FlexTensor) {
+    // Chiron patch: the 2×2 stride-2 fast path (ops/pool2x2.rs).
+    if super::pool2x2::applies(&x, kernel_size, stride, padding, dilation, ceil_mode) {
+        return super::pool2x2::max_pool2x2_with_indices_f32(x);
+    }
     let x_3d = expand_2d_to_3d(&x);
     let (output, indices) = max_pool3d_with_indices_f32(
         x_3d,
@@ -523,6 +527,10 @@ pub fn max_pool2d_f32(
     dilation: [usize; 2],
     ceil_mode: bool,
 ) -> FlexTensor {
+    // Chiron patch: the 2×2 stride-2 fast path, without indices (ops/pool2x2.rs).
+    if super::pool2x2::applies(&x, kernel_size, stride, padding, dilation, ceil_mode) {
+        return super::pool2x2::max_pool2x2_f32(x);
+    }
     max_pool2d_with_indices_f32(x, kernel_size, stride, padding, dilation, ceil_mode).0
 }
 
