@@ -18,7 +18,8 @@
 # Usage: bench/engine.sh [--steps N] [--warmup N] [--reps N] [--records N] [--predict-calls N]
 #   The options go to both engine-bench and torch_ref.py. Environment: CARGO_TARGET_DIR
 #   (default: the repository's target/), CARGO_BUILD_JOBS, SKIP_TORCH=1 (no PyTorch reference),
-#   RAYON_NUM_THREADS (engine threads; default: all cores).
+#   RAYON_NUM_THREADS (engine threads; default: all cores), GLIBC_TUNABLES (default: the malloc
+#   settings chiron-host gives the enclave process; applied to both sides).
 #
 # PyTorch (CPU use only) is installed on first use into bench/engine/.venv with `pip install
 # torch` from PyPI. The default Linux wheel depends on the CUDA libraries: ~3 GB to download,
@@ -57,6 +58,9 @@ busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat 
 # cutime + cstime of this shell (waited-for descendants), in seconds.
 children_cpu() { sed 's/.*) //' "/proc/$$/stat" 2>/dev/null | awk '{ print ($14 + $15) / 100 }' || echo 0; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+# The allocator settings chiron-host gives the enclave process (ENCLAVE_MALLOC_TUNABLES in
+# crates/host/src/supervisor.rs), for both sides of the comparison.
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824}"
 busy_before=$(busy_jiffies)
 ours_before=$(children_cpu)
 wall_before=$(date +%s.%N)
