@@ -72,10 +72,10 @@ pub async fn tls_channel(
 pub const PEER_WINDOW: u32 = (1 << 31) - 1;
 
 /// How long a new link between enclaves waits before its first request: long enough for the
-/// HTTP/2 SETTINGS exchange to complete. A request sent earlier races it, and the peer then
-/// sends window updates for the streams open when its settings took effect — frames that
-/// appear or not by scheduling.
-pub const PEER_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+/// HTTP/2 SETTINGS exchange to complete, even on a loaded machine. A request sent earlier
+/// races it, and the peer then sends window updates for the streams open when its settings
+/// took effect — frames that appear or not by scheduling. Paid once per connection.
+pub const PEER_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// [`tls_channel`] for a link between enclaves: flow-control windows of [`PEER_WINDOW`], and
 /// ready only after [`PEER_SETTLE`].
