@@ -225,6 +225,44 @@ pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
     }
 }
 
+/// The sealed dataset `blob`, opened with `data_key` and loaded into enclave memory; `Err`
+/// carries the fixed failure code.
+pub(crate) fn load_records(
+    runtime: &Runtime,
+    handle: &Handle,
+    blob: &str,
+    data_key: &[u8; 32],
+) -> Result<SealedRecords, String> {
+    let bytes = handle
+        .block_on(runtime.host.get(blob))
+        .map_err(|e| fail_code(&e).to_string())?
+        .ok_or("dataset-missing")?;
+    let dataset = SealedDataset::open_with_data_key(bytes, &DataKey::from_bytes(*data_key))
+        .map_err(|_| "dataset-rejected")?;
+    Ok(SealedRecords::preload(&dataset).map_err(|_| "dataset-rejected")?)
+}
+
+/// A training engine with the job's seed and budgets (data and exchange attached by the
+/// caller).
+pub(crate) fn job_engine(runtime: &Runtime, policy: &JobPolicy) -> Engine {
+    Engine::new(EngineConfig {
+        seed: policy.seed,
+        max_live_bytes: runtime.max_train_bytes,
+        max_tensors: 1_000_000,
+        max_steps: policy.max_steps,
+    })
+}
+
+/// What the sandbox tells the trainer, from the job policy, with `wall_budget` left.
+pub(crate) fn train_config(policy: &JobPolicy, wall_budget: Duration) -> TrainConfig {
+    TrainConfig {
+        epochs: policy.epochs,
+        batch_size: policy.batch_size,
+        hyper: policy.hyper.clone(),
+        wall_budget,
+    }
+}
+
 /// The run itself; `Err` carries the fixed failure code.
 fn train(
     runtime: &Arc<Runtime>,
@@ -247,15 +285,12 @@ fn train(
         .block_on(runtime.module(&record.trainer_digest))
         .map_err(internal)?
         .ok_or("internal")?;
-    let dataset_bytes = handle
-        .block_on(runtime.host.get(&record.dataset_blob))
-        .map_err(internal)?
-        .ok_or("dataset-missing")?;
-    let dataset =
-        SealedDataset::open_with_data_key(dataset_bytes, &DataKey::from_bytes(record.data_key))
-            .map_err(|_| "dataset-rejected")?;
-    let records = Arc::new(SealedRecords::preload(&dataset).map_err(|_| "dataset-rejected")?);
-    drop(dataset);
+    let records = Arc::new(load_records(
+        runtime,
+        handle,
+        &record.dataset_blob,
+        &record.data_key,
+    )?);
 
     let resume_from = if record.checkpoint_version > 0 {
         let bytes = handle.block_on(load_checkpoint(runtime, record))?;
@@ -264,13 +299,7 @@ fn train(
         None
     };
 
-    let engine = Engine::new(EngineConfig {
-        seed: policy.seed,
-        max_live_bytes: runtime.max_train_bytes,
-        max_tensors: 1_000_000,
-        max_steps: policy.max_steps,
-    })
-    .with_data(records);
+    let engine = job_engine(runtime, policy).with_data(records);
     let wall_left = (policy.wall_seconds as f64 - record.train_seconds_used).max(0.0);
     let oversized = Arc::new(AtomicBool::new(false));
     let sink = Sink {
@@ -285,12 +314,7 @@ fn train(
     let outcome = run_train_with(
         &module.module,
         engine,
-        &TrainConfig {
-            epochs: policy.epochs,
-            batch_size: policy.batch_size,
-            hyper: policy.hyper.clone(),
-            wall_budget: Duration::from_secs_f64(wall_left),
-        },
+        &train_config(policy, Duration::from_secs_f64(wall_left)),
         Checkpointing {
             resume_from,
             sink: Some(Box::new(sink)),

@@ -8,10 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chiron_engine::{
-    Engine, EngineConfig, EngineError, ExchangeReply, ExchangeRequest, GradientExchange,
-    SealedRecords, Shard,
-};
+use chiron_engine::{EngineError, ExchangeReply, ExchangeRequest, GradientExchange, Shard};
 use chiron_proto::enclave::parameter_server_client::ParameterServerClient;
 use chiron_proto::enclave::worker_server::Worker;
 use chiron_proto::enclave::{
@@ -19,10 +16,8 @@ use chiron_proto::enclave::{
 };
 use chiron_proto::job::JobPolicy;
 use chiron_sandbox::{
-    CheckpointSink, CheckpointSinkError, Checkpointing, TrainCheckpoint, TrainConfig,
-    run_train_with,
+    CheckpointSink, CheckpointSinkError, Checkpointing, TrainCheckpoint, run_train_with,
 };
-use chiron_seal::{DataKey, SealedDataset};
 use tokio::runtime::Handle;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -33,11 +28,7 @@ use super::{encode_result, f32_bytes, f32s};
 use crate::records;
 use crate::sealing;
 use crate::state::Runtime;
-use crate::training::owner_metrics;
-
-/// Encoded `(request, reply)` sizes of a link's step messages, in order (what the host sees of
-/// the link before TLS framing).
-pub type SizeLog = Arc<Mutex<Vec<(usize, usize)>>>;
+use crate::training::{job_engine, load_records, owner_metrics, train_config};
 
 /// One worker's link to its parameter server: the schedule's position, pacing, and the last
 /// parameter version seen. Shared by the engine's exchange, the checkpoint forwarder and the
@@ -55,7 +46,6 @@ pub struct Link {
     started: Instant,
     start_round: u64,
     state: Mutex<LinkState>,
-    sizes: Option<SizeLog>,
 }
 
 struct LinkState {
@@ -100,14 +90,7 @@ impl Link {
                 version: 0,
                 shape: None,
             }),
-            sizes: None,
         }
-    }
-
-    /// Also records every step's encoded sizes in `sizes`.
-    pub fn with_size_log(mut self, sizes: SizeLog) -> Self {
-        self.sizes = Some(sizes);
-        self
     }
 
     /// The parameter version of the last reply.
@@ -155,18 +138,12 @@ impl Link {
             dummy: Some(u32::from(dummy)),
             session: self.session.clone(),
         };
-        let request_len = prost::Message::encoded_len(&request);
         let mut client = self.client.clone();
         let reply = self
             .handle
             .block_on(async move { client.step(request).await })
             .map_err(|_| LinkError)?
             .into_inner();
-        if let Some(log) = &self.sizes
-            && let Ok(mut log) = log.lock()
-        {
-            log.push((request_len, prost::Message::encoded_len(&reply)));
-        }
         let mut state = self.state.lock().map_err(|_| LinkError)?;
         state.sent += 1;
         state.version = reply.version.unwrap_or(state.version);
@@ -397,13 +374,7 @@ fn train_shard(
         .sandbox
         .load(&std::mem::take(&mut a.raw.module))
         .ok()?;
-    let bytes = handle
-        .block_on(runtime.host.get(&a.raw.dataset_blob))
-        .ok()??;
-    let dataset =
-        SealedDataset::open_with_data_key(bytes, &DataKey::from_bytes(*a.data_key)).ok()?;
-    let records = Arc::new(SealedRecords::preload(&dataset).ok()?);
-    drop(dataset);
+    let records = Arc::new(load_records(runtime, handle, &a.raw.dataset_blob, &a.data_key).ok()?);
     let shard = Shard::new(records, u64::from(a.worker), u64::from(a.workers)).ok()?;
     let resume_from = if a.raw.resume.is_empty() {
         None
@@ -412,23 +383,13 @@ fn train_shard(
         Some(TrainCheckpoint::from_bytes(bytes).ok()?)
     };
     let policy = &a.policy;
-    let engine = Engine::new(EngineConfig {
-        seed: policy.seed,
-        max_live_bytes: runtime.max_train_bytes,
-        max_tensors: 1_000_000,
-        max_steps: policy.max_steps,
-    })
-    .with_data(Arc::new(shard))
-    .with_exchange(Box::new(RemoteExchange::new(link.clone())));
+    let engine = job_engine(runtime, policy)
+        .with_data(Arc::new(shard))
+        .with_exchange(Box::new(RemoteExchange::new(link.clone())));
     let outcome = run_train_with(
         &module,
         engine,
-        &TrainConfig {
-            epochs: policy.epochs,
-            batch_size: policy.batch_size,
-            hyper: policy.hyper.clone(),
-            wall_budget: Duration::from_secs(policy.wall_seconds),
-        },
+        &train_config(policy, Duration::from_secs(policy.wall_seconds)),
         Checkpointing {
             resume_from,
             sink: Some(Box::new(Forwarder {
