@@ -186,3 +186,48 @@ where
         dtype,
     )
 }
+
+/// Lanes of the bias-gradient sum: eight independent partial sums vectorise, and the order in
+/// which they are combined is fixed.
+const LANES: usize = 8;
+
+/// Sum of `values` in a fixed order (eight interleaved partial sums, then those in order).
+fn lane_sum(values: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
+}
+
+/// The bias gradient of a 2-D convolution: the output gradient (`[batch, out, oh, ow]`, f32)
+/// summed over batch and positions, read in place. burn's default swaps the batch and channel
+/// axes into a full copy first. Each channel sums its planes in batch order, so the result does
+/// not depend on the thread count.
+pub(crate) fn conv2d_bias_grad_f32(bias_shape: Shape, output_grad: FlexTensor) -> FlexTensor {
+    let grad = output_grad.to_contiguous();
+    let gs = grad.layout().shape();
+    let (batch, channels, plane) = (gs[0], gs[1], gs[2] * gs[3]);
+    let data: &[f32] = grad.storage();
+    let channel_sum = |k: usize| {
+        (0..batch)
+            .map(|b| lane_sum(&data[(b * channels + k) * plane..][..plane]))
+            .fold(0f32, |a, v| a + v)
+    };
+    #[cfg(feature = "rayon")]
+    let sums: Vec<f32> = {
+        use rayon::prelude::*;
+        (0..channels).into_par_iter().map(channel_sum).collect()
+    };
+    #[cfg(not(feature = "rayon"))]
+    let sums: Vec<f32> = (0..channels).map(channel_sum).collect();
+    FlexTensor::new(
+        Bytes::from_elems(sums),
+        Layout::contiguous(bias_shape),
+        DType::F32,
+    )
+}

@@ -66,7 +66,11 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
-        // Chiron patch: one matrix product per sample into the NCHW output (ops/conv_gemm.rs).
+        // Chiron patch: Winograd F(2×2, 3×3) for 3×3 stride-1 layers (ops/conv_winograd.rs),
+        // else one matrix product per sample into the NCHW output (ops/conv_gemm.rs).
+        if crate::ops::conv_winograd::applies(&x, &weight, &options) {
+            return crate::ops::conv_winograd::conv2d_f32(x, weight, bias, &options);
+        }
         if crate::ops::conv_gemm::applies(&x, &weight, &options) {
             return crate::ops::conv_gemm::conv2d_f32(x, weight, bias, &options);
         }
@@ -92,7 +96,9 @@ impl ModuleOps<Flex> for Flex {
         let padding = options.padding;
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
         let padded_shape = x.layout().shape().to_vec();
-        let grad = if crate::ops::conv_gemm::applies(&x, &weight, &options) {
+        let grad = if crate::ops::conv_winograd::applies(&x, &weight, &options) {
+            crate::ops::conv_winograd::conv2d_x_grad_f32(&padded_shape, weight, output_grad, &options)
+        } else if crate::ops::conv_gemm::applies(&x, &weight, &options) {
             crate::ops::conv_gemm::conv2d_x_grad_f32(&padded_shape, weight, output_grad, &options)
         } else {
             let [_, _, kh, kw] = [0, 1, 2, 3].map(|i| weight.layout().shape()[i]);
@@ -135,6 +141,26 @@ impl ModuleOps<Flex> for Flex {
         Flex::float_slice(grad, &ranges)
     }
 
+    /// Chiron patch: the bias gradient summed straight from the NCHW output gradient for f32
+    /// (`ops/conv_weight_grad.rs`); burn's default first copies it with batch and channel axes
+    /// swapped. Other dtypes keep that default.
+    fn conv2d_bias_backward(
+        x: FloatTensor<Flex>,
+        bias: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+    ) -> FloatTensor<Flex> {
+        let bias_shape = bias.layout().shape().clone();
+        if output_grad.dtype() == DType::F32 && output_grad.layout().shape().num_dims() == 4 {
+            return crate::ops::conv_weight_grad::conv2d_bias_grad_f32(bias_shape, output_grad);
+        }
+        let batch = x.layout().shape()[0];
+        let gs = output_grad.layout().shape().clone();
+        let grad = Flex::float_swap_dims(output_grad, 0, 1);
+        let grad = Flex::float_reshape(grad, Shape::new([gs[1], batch * gs[2] * gs[3]]));
+        let grad = Flex::float_sum_dim(grad, 1);
+        Flex::float_reshape(grad, bias_shape)
+    }
+
     /// Chiron patch: one matrix product per sample instead of burn's generic fallback (see
     /// `ops/conv_weight_grad.rs`).
     fn conv2d_weight_backward(
@@ -146,6 +172,14 @@ impl ModuleOps<Flex> for Flex {
         use crate::ops::conv_weight_grad::conv2d_weight_grad;
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
         let shape = weight.layout().shape().to_vec();
+        if crate::ops::conv_winograd::applies(&x, &weight, &options) {
+            return crate::ops::conv_winograd::conv2d_weight_grad_f32(
+                x,
+                &shape,
+                output_grad,
+                &options,
+            );
+        }
         match x.dtype() {
             DType::F32 => conv2d_weight_grad(
                 x,
