@@ -783,12 +783,14 @@ impl Engine {
         })
     }
 
-    /// A copy that does not track gradients.
+    /// A copy that does not track gradients: nothing computed from it alone is recorded.
     pub fn detach(&mut self, x: TensorId) -> Result<TensorId> {
         let xv = self.value(x)?;
         self.reserve_dims(&xv.dims())?;
         self.pooled(|e| {
-            let v = dyn_map!(xv, t => t.detach());
+            // burn's `detach` keeps a trainable leaf trainable (a new leaf that requires grad),
+            // so every operation on a detached parameter would still be recorded.
+            let v = dyn_map!(xv, t => t.detach().set_require_grad(false));
             e.output(v, &[])
         })
     }

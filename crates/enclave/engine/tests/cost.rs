@@ -82,3 +82,27 @@ fn a_graph_is_bounded_until_backward_and_untracked_work_is_free() {
         h = e.linear(h, w, None).unwrap();
     }
 }
+
+#[test]
+fn a_released_forward_pass_gives_its_budget_back() {
+    // Evaluation: forward passes through the parameters, never differentiated. Once nothing of
+    // a pass is live its graph is gone, so it must not count against the next one.
+    let mut e = engine(3).with_cost_limits(CostLimits {
+        per_call: u64::MAX,
+        per_graph: 3 * 512,
+    });
+    let w = e.parameter(&[8, 8], Init::XavierUniform, 8, 8).unwrap();
+    let x = e.from_data(&[4, 8], &values(32, 8, -1.0, 1.0)).unwrap();
+    for _ in 0..10 {
+        let a = e.linear(x, w, None).unwrap();
+        let b = e.linear(a, w, None).unwrap();
+        e.release(a);
+        e.release(b);
+    }
+    // While a pass is live its work still counts.
+    let mut h = x;
+    for _ in 0..3 {
+        h = e.linear(h, w, None).unwrap();
+    }
+    assert_eq!(e.linear(h, w, None), Err(EngineError::ResourceExhausted));
+}
