@@ -41,7 +41,7 @@ fn forward_passes_that_are_never_differentiated_do_not_accumulate() {
     };
     let mut e = engine(0);
     let (w, x) = setup(&mut e);
-    let mut pass = |e: &mut Engine| {
+    let pass = |e: &mut Engine| {
         for t in forward(e, x, w) {
             e.release(t);
         }
