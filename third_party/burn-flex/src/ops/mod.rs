@@ -92,6 +92,7 @@ pub mod activation;
 pub mod attention;
 pub mod binary;
 mod bool;
+mod batch_norm;
 pub mod cat;
 pub mod comparison;
 #[macro_use]

@@ -5,9 +5,9 @@
 use crate::ops::{conv, conv_transpose, deform_conv, interpolate, pool};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
-    DType, Element, TensorMetadata,
+    DType, Element, Scalar, TensorMetadata,
     ops::{
-        AttentionModuleOptions, ConvOptions, ConvTransposeOptions, DeformConv2dBackward,
+        AttentionModuleOptions, BatchNormTrain, BatchNormTrainBackward, ConvOptions, ConvTransposeOptions, DeformConv2dBackward,
         DeformConvOptions, FloatTensorOps, IntTensorOps, InterpolateMode, InterpolateOptions,
         MaxPool2dBackward, MaxPool2dWithIndices, ModuleOps, conv::pad_asymmetric_conv_input,
     },
@@ -139,6 +139,65 @@ impl ModuleOps<Flex> for Flex {
             ranges[dim + 2] = burn_std::Slice::from(*begin..*begin + input_shape[dim + 2]);
         }
         Flex::float_slice(grad, &ranges)
+    }
+
+    /// Chiron patch: f32 batch normalisation per channel straight from the planes
+    /// (ops/batch_norm.rs); other dtypes keep burn's default (below, unchanged).
+    fn batch_norm(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        variance: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> FloatTensor<Flex> {
+        if crate::ops::batch_norm::applies(&[&x, &gamma, &beta, &mean, &variance]) {
+            return crate::ops::batch_norm::batch_norm(x, gamma, beta, mean, variance, epsilon);
+        }
+        let per_channel = batch_norm_default::per_channel(&x);
+        let [gamma, beta, mean, variance] =
+            [gamma, beta, mean, variance].map(|t| Flex::float_reshape(t, per_channel.clone()));
+        let std = Flex::float_sqrt(Flex::float_add_scalar(variance, Scalar::Float(epsilon)));
+        let normalized = Flex::float_div(Flex::float_sub(x, mean), std);
+        Flex::float_add(Flex::float_mul(normalized, gamma), beta)
+    }
+
+    /// Chiron patch: see `batch_norm`.
+    fn batch_norm_train(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> BatchNormTrain<Flex> {
+        if crate::ops::batch_norm::applies(&[&x, &gamma, &beta]) {
+            let (output, mean, variance) =
+                crate::ops::batch_norm::batch_norm_train(x, gamma, beta, epsilon);
+            return BatchNormTrain::new(output, mean, variance);
+        }
+        batch_norm_default::train(x, gamma, beta, epsilon)
+    }
+
+    /// Chiron patch: see `batch_norm`.
+    fn batch_norm_train_backward(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        variance: FloatTensor<Flex>,
+        epsilon: f64,
+        output_grad: FloatTensor<Flex>,
+    ) -> BatchNormTrainBackward<Flex> {
+        if crate::ops::batch_norm::applies(&[&x, &gamma, &mean, &variance, &output_grad]) {
+            let (x_grad, gamma_grad, beta_grad) = crate::ops::batch_norm::batch_norm_train_backward(
+                x,
+                gamma,
+                mean,
+                variance,
+                epsilon,
+                output_grad,
+            );
+            return BatchNormTrainBackward::new(x_grad, gamma_grad, beta_grad);
+        }
+        batch_norm_default::train_backward(x, gamma, mean, variance, epsilon, output_grad)
     }
 
     /// Chiron patch: the bias gradient summed straight from the NCHW output gradient for f32
@@ -950,5 +1009,94 @@ mod tests {
         assert_eq!(out.shape().to_vec(), vec![1, 1, 1, 1, 4]);
         let values: Vec<f32> = out.into_data().try_into_vec().unwrap();
         assert_eq!(values, vec![3.0, 5.0, 7.0, 4.0]);
+    }
+}
+
+/// burn's default batch normalisation (burn-backend 0.22.1 `ModuleOps`), kept for the dtypes the
+/// f32 path of `ops/batch_norm.rs` does not take (Chiron patch: an overriding method cannot call
+/// the trait's default).
+mod batch_norm_default {
+    use super::*;
+
+    /// `[1, channels, 1, ...]` for `x`.
+    pub(super) fn per_channel(x: &FlexTensor) -> Shape {
+        let shape = x.layout().shape();
+        let mut dims = alloc::vec![1; shape.num_dims()];
+        dims[1] = shape[1];
+        Shape::from(dims)
+    }
+
+    /// `[channels, values per channel]` for `x`.
+    fn flattened(x: &FlexTensor) -> Shape {
+        let shape = x.layout().shape();
+        Shape::new([shape[1], shape.num_elements() / shape[1]])
+    }
+
+    /// Per-channel mean of `t` (laid out like `x`).
+    fn channel_mean(t: FlexTensor, flat: Shape) -> FlexTensor {
+        Flex::float_mean_dim(Flex::float_reshape(Flex::float_swap_dims(t, 0, 1), flat), 1)
+    }
+
+    pub(super) fn train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> BatchNormTrain<Flex> {
+        let (flat, per_channel) = (flattened(&x), per_channel(&x));
+        let channels = Shape::new([x.layout().shape()[1]]);
+        let mean = Flex::float_reshape(channel_mean(x.clone(), flat.clone()), per_channel);
+        let centered = Flex::float_sub(x.clone(), mean.clone());
+        let variance = channel_mean(Flex::float_mul(centered.clone(), centered), flat);
+        let mean = Flex::float_reshape(mean, channels.clone());
+        let variance = Flex::float_reshape(variance, channels);
+        let output = Flex::batch_norm(x, gamma, beta, mean.clone(), variance.clone(), epsilon);
+        BatchNormTrain::new(output, mean, variance)
+    }
+
+    pub(super) fn train_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        output_grad: FlexTensor,
+    ) -> BatchNormTrainBackward<Flex> {
+        let (flat, per_channel) = (flattened(&x), per_channel(&x));
+        let channels = Shape::new([x.layout().shape()[1]]);
+        let inv_std = Flex::float_reshape(
+            Flex::float_recip(Flex::float_sqrt(Flex::float_add_scalar(
+                variance,
+                Scalar::Float(epsilon),
+            ))),
+            per_channel.clone(),
+        );
+        let normalized = Flex::float_mul(
+            Flex::float_sub(x, Flex::float_reshape(mean, per_channel.clone())),
+            inv_std.clone(),
+        );
+        let swap_flat = |t: FlexTensor| Flex::float_reshape(Flex::float_swap_dims(t, 0, 1), flat.clone());
+        let output_grad_flat = swap_flat(output_grad.clone());
+        let normalized_grad_flat =
+            swap_flat(Flex::float_mul(output_grad.clone(), normalized.clone()));
+        let beta_grad = Flex::float_sum_dim(output_grad_flat.clone(), 1);
+        let gamma_grad = Flex::float_sum_dim(normalized_grad_flat.clone(), 1);
+        let mean_grad = Flex::float_reshape(
+            Flex::float_mean_dim(output_grad_flat, 1),
+            per_channel.clone(),
+        );
+        let mean_normalized_grad = Flex::float_reshape(
+            Flex::float_mean_dim(normalized_grad_flat, 1),
+            per_channel.clone(),
+        );
+        let centred_grad = Flex::float_sub(output_grad, mean_grad);
+        let projected = Flex::float_mul(normalized, mean_normalized_grad);
+        let scale = Flex::float_mul(Flex::float_reshape(gamma, per_channel), inv_std);
+        let x_grad = Flex::float_mul(scale, Flex::float_sub(centred_grad, projected));
+        BatchNormTrainBackward::new(
+            x_grad,
+            Flex::float_reshape(gamma_grad, channels.clone()),
+            Flex::float_reshape(beta_grad, channels),
+        )
     }
 }
