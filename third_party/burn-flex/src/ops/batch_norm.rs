@@ -17,9 +17,10 @@ use crate::{FlexTensor, Layout};
 /// Lanes of the per-plane sums (vectorisable, combined in a fixed order).
 const LANES: usize = 8;
 
-/// `Σ f(values[i])` in a fixed order: eight interleaved partial sums, then those in order.
+/// `Σ f(values[i])` in a fixed order: eight interleaved partial sums, then those in order (also
+/// the convolution bias gradient's sum).
 #[inline(always)]
-fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+pub(crate) fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = values.chunks_exact(LANES);
     let tail = chunks.remainder();

@@ -17,6 +17,7 @@ use burn_backend::ops::ConvOptions;
 use burn_std::{Bytes, Shape};
 use core::ops::Add;
 
+use super::batch_norm::lane_sum;
 use crate::{FlexTensor, Layout};
 
 /// Samples per chunk of the reduction (fixed: the summation order must not depend on threads).
@@ -187,23 +188,6 @@ where
     )
 }
 
-/// Lanes of the bias-gradient sum: eight independent partial sums vectorise, and the order in
-/// which they are combined is fixed.
-const LANES: usize = 8;
-
-/// Sum of `values` in a fixed order (eight interleaved partial sums, then those in order).
-fn lane_sum(values: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += v;
-        }
-    }
-    acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
-}
-
 /// The bias gradient of a 2-D convolution: the output gradient (`[batch, out, oh, ow]`, f32)
 /// summed over batch and positions, read in place. burn's default swaps the batch and channel
 /// axes into a full copy first. Each channel sums its planes in batch order, so the result does
@@ -215,7 +199,7 @@ pub(crate) fn conv2d_bias_grad_f32(bias_shape: Shape, output_grad: FlexTensor) -
     let data: &[f32] = grad.storage();
     let channel_sum = |k: usize| {
         (0..batch)
-            .map(|b| lane_sum(&data[(b * channels + k) * plane..][..plane]))
+            .map(|b| lane_sum(&data[(b * channels + k) * plane..][..plane], |v| v))
             .fold(0f32, |a, v| a + v)
     };
     #[cfg(feature = "rayon")]
