@@ -17,6 +17,9 @@
 //!
 //! Deterministic whatever the thread count: blocks are fixed by the shapes, every output element
 //! is written by one block, and the weight gradient's per-block sums are added in block order.
+//!
+//! The transforms and the product are kept out of line (`inline(never)`): a profile then shows
+//! each one's share, which is how the layout here was chosen, at no measurable cost.
 
 use alloc::vec;
 use alloc::vec::Vec;
