@@ -784,7 +784,9 @@ fn copy_inner_contiguous_run<E: Copy>(
 /// Minimum number of elements required to trigger parallel 2D tiled copy.
 /// Avoids thread fork/steal overhead on ~1MB cache-resident tensors.
 #[cfg(any(feature = "rayon", test))]
-pub(crate) const COPY_2D_PARALLEL_THRESHOLD: usize = 1_048_576;
+// Chiron patch: was 1 << 20; a 2-D transpose of 64 Ki elements already pays for the split
+// (the transposed gradients of linear layers were copied on one core).
+pub(crate) const COPY_2D_PARALLEL_THRESHOLD: usize = 1 << 16;
 
 /// Tiled 2D copy from a strided source into a contiguous destination.
 /// The loop nesting is chosen so the innermost read walks whichever

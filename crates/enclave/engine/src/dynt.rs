@@ -147,6 +147,14 @@ impl Dyn {
         dyn_apply!(self.clone(), t => t.without_autodiff().try_into_vec_as::<f32>().ok())
     }
 
+    /// Row-major values, consuming the tensor: no copy when it is the only holder of its
+    /// buffer (a parameter's value or gradient at an optimizer step). `None` only if the
+    /// backend cannot read the tensor back, which the CPU backend always can for the f32
+    /// tensors the engine makes.
+    pub(crate) fn into_vec(self) -> Option<Vec<f32>> {
+        dyn_apply!(self, t => t.without_autodiff().try_into_vec_as::<f32>().ok())
+    }
+
     /// Reshapes to `dims` (any rank 1..=5). Precondition: same element count.
     pub(crate) fn reshape(self, dims: &[usize]) -> Dyn {
         if self.dims() == dims {

@@ -248,7 +248,7 @@ impl Engine {
         let t = opt.t;
         let result = (|| {
             for (i, &p) in opt.params.iter().enumerate() {
-                let Some(entry) = self.tensors.get(&p.0) else {
+                let Some(entry) = self.tensors.get_mut(&p.0) else {
                     opt.state[i] = Vec::new();
                     continue;
                 };
@@ -257,18 +257,20 @@ impl Engine {
                 };
                 self.live_bytes = self.live_bytes.saturating_sub(gbytes);
                 let dims = entry.value.dims();
-                let mut pv = entry.value.to_vec().ok_or(EngineError::InvalidArgument)?;
-                let gv = grad.to_vec().ok_or(EngineError::InvalidArgument)?;
-                if gv.len() != pv.len() {
+                if grad.dims() != dims {
                     return Err(EngineError::InvalidShape);
                 }
+                let gv = grad.into_vec().ok_or(EngineError::InvalidArgument)?;
+                // Taken rather than cloned: the value is then the only holder of its buffer
+                // and reads back without a copy. The placeholder is replaced below (f32
+                // values always read back).
+                let placeholder = Dyn::from_vec(Vec::new(), &[0], &self.device);
+                let value = std::mem::replace(&mut entry.value, placeholder);
+                let mut pv = value.into_vec().ok_or(EngineError::InvalidArgument)?;
                 let state = &mut opt.state[i];
                 opt.rule.apply(&mut pv, &gv, state, lr, t);
                 let leaf = Dyn::from_vec(pv, &dims, &self.device);
-                let leaf = dyn_map!(leaf, x => x.require_grad());
-                if let Some(entry) = self.tensors.get_mut(&p.0) {
-                    entry.value = leaf;
-                }
+                entry.value = dyn_map!(leaf, x => x.require_grad());
             }
             Ok(())
         })();
@@ -314,27 +316,45 @@ impl Engine {
     }
 }
 
+/// Values per parallel task of an update: large enough to amortise the task.
+const UPDATE_CHUNK: usize = 1 << 14;
+
 /// One SGD update of `p` in place.
 fn sgd_update(p: &mut [f32], g: &[f32], state: &mut Vec<Vec<f32>>, lr: f32, c: SgdConfig) {
+    // The momentum buffer starts as the first step's direction (PyTorch's rule).
+    let first = c.momentum != 0.0 && state.is_empty();
+    if first {
+        state.push(vec![0.0; p.len()]);
+    }
+    for_each_chunk(p, g, state, |p, g, state| match state {
+        [buf] if c.momentum != 0.0 => sgd_momentum_kernel(p, g, buf, first, lr, c),
+        _ => sgd_plain_kernel(p, g, lr, c.weight_decay),
+    });
+}
+
+/// Plain SGD (no momentum) on one chunk.
+fn sgd_plain_kernel(p: &mut [f32], g: &[f32], lr: f32, wd: f32) {
+    for (p, &g) in p.iter_mut().zip(g) {
+        let d = g + wd * *p;
+        *p -= lr * d;
+    }
+}
+
+/// SGD with momentum (and Nesterov) on one chunk; `first` marks the step that creates the
+/// buffer.
+fn sgd_momentum_kernel(
+    p: &mut [f32],
+    g: &[f32],
+    buf: &mut [f32],
+    first: bool,
+    lr: f32,
+    c: SgdConfig,
+) {
     let SgdConfig {
         momentum: mu,
         nesterov,
         weight_decay: wd,
     } = c;
-    if mu == 0.0 {
-        for (p, &g) in p.iter_mut().zip(g) {
-            let d = g + wd * *p;
-            *p -= lr * d;
-        }
-        return;
-    }
-    let first = state.is_empty();
-    if first {
-        state.push(vec![0.0; p.len()]);
-    }
-    let Some(buf) = state.first_mut() else {
-        return;
-    };
     for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
         let d = g + wd * *p;
         *b = if first { d } else { mu * *b + d };
@@ -352,6 +372,34 @@ fn adam_update(
     t: u64,
     c: AdamConfig,
 ) {
+    if state.len() < 2 {
+        *state = vec![vec![0.0; p.len()], vec![0.0; p.len()]];
+    }
+    let ti = i32::try_from(t).unwrap_or(i32::MAX);
+    let bc1 = 1.0 - f64::from(c.beta1).powi(ti);
+    let bc2 = 1.0 - f64::from(c.beta2).powi(ti);
+    let step_size = (f64::from(lr) / bc1) as f32;
+    let bc2_sqrt = bc2.sqrt() as f32;
+    for_each_chunk(p, g, state, |p, g, state| {
+        if let [m, v] = state {
+            adam_kernel(p, g, m, v, lr, step_size, bc2_sqrt, c);
+        }
+    });
+}
+
+/// Adam / AdamW on one chunk, with the step's bias corrections folded into `step_size` and
+/// `bc2_sqrt`.
+#[allow(clippy::too_many_arguments)]
+fn adam_kernel(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    lr: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+    c: AdamConfig,
+) {
     let AdamConfig {
         beta1: b1,
         beta2: b2,
@@ -359,17 +407,6 @@ fn adam_update(
         weight_decay: wd,
         decoupled,
     } = c;
-    if state.len() < 2 {
-        *state = vec![vec![0.0; p.len()], vec![0.0; p.len()]];
-    }
-    let [m, v] = &mut state[..] else {
-        return;
-    };
-    let ti = i32::try_from(t).unwrap_or(i32::MAX);
-    let bc1 = 1.0 - f64::from(b1).powi(ti);
-    let bc2 = 1.0 - f64::from(b2).powi(ti);
-    let step_size = (f64::from(lr) / bc1) as f32;
-    let bc2_sqrt = bc2.sqrt() as f32;
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let mut g = g;
         if decoupled {
@@ -382,6 +419,34 @@ fn adam_update(
         let denom = v.sqrt() / bc2_sqrt + eps;
         *p -= step_size * *m / denom;
     }
+}
+
+/// Runs `kernel` over matching chunks of `p`, `g` and every state buffer. Each value's update
+/// depends on that value alone, so the result is the same however the chunks are scheduled;
+/// large parameters are split over the current rayon pool (the engine's, inside a step).
+fn for_each_chunk(
+    p: &mut [f32],
+    g: &[f32],
+    state: &mut [Vec<f32>],
+    kernel: impl Fn(&mut [f32], &[f32], &mut [&mut [f32]]) + Send + Sync,
+) {
+    if p.len() < 2 * UPDATE_CHUNK {
+        let mut bufs: Vec<&mut [f32]> = state.iter_mut().map(|b| b.as_mut_slice()).collect();
+        kernel(p, g, &mut bufs);
+        return;
+    }
+    use rayon::prelude::*;
+    let chunks = p.len().div_ceil(UPDATE_CHUNK);
+    let mut per_chunk: Vec<Vec<&mut [f32]>> = (0..chunks).map(|_| Vec::new()).collect();
+    for buf in state.iter_mut() {
+        for (slot, part) in per_chunk.iter_mut().zip(buf.chunks_mut(UPDATE_CHUNK)) {
+            slot.push(part);
+        }
+    }
+    p.par_chunks_mut(UPDATE_CHUNK)
+        .zip(g.par_chunks(UPDATE_CHUNK))
+        .zip(per_chunk.into_par_iter())
+        .for_each(|((p, g), mut bufs)| kernel(p, g, &mut bufs));
 }
 
 #[cfg(test)]

@@ -19,8 +19,72 @@ use crate::ops::binary::binary_op;
 use crate::ops::unary::unary_op;
 use crate::{Flex, FlexTensor, Layout};
 
+/// ReLU that lets NaN through, as PyTorch does.
+#[inline(always)]
+fn relu_f32(x: f32) -> f32 {
+    if x.is_nan() || x > 0.0 { x } else { 0.0 }
+}
+
+/// The gradient through ReLU given its output: kept where the output is positive or NaN.
+#[inline(always)]
+fn relu_grad_f32(out: f32, g: f32) -> f32 {
+    if out.is_nan() || out > 0.0 { g } else { 0.0 }
+}
+
+/// ReLU of a contiguous f32 tensor, in place when it is not shared; the tensor back otherwise.
+/// (Chiron patch.)
+fn relu_f32_contiguous(mut tensor: FlexTensor) -> Result<FlexTensor, FlexTensor> {
+    let Some((start, end)) = tensor.layout().contiguous_offsets() else {
+        return Err(tensor);
+    };
+    if tensor.dtype() != DType::F32 {
+        return Err(tensor);
+    }
+    if tensor.is_unique() && start == 0 {
+        let data: &mut [f32] = tensor.storage_mut();
+        crate::ops::parallel::map_in_place(&mut data[..end], relu_f32);
+        return Ok(tensor);
+    }
+    let shape = tensor.layout().shape().clone();
+    let out = crate::ops::parallel::map(&tensor.storage::<f32>()[start..end], relu_f32);
+    Ok(FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(shape), DType::F32))
+}
+
+/// ReLU's backward for contiguous f32 tensors of one shape, written into `grad` when it is
+/// not shared; the pair back otherwise. (Chiron patch.)
+fn relu_backward_f32_contiguous(
+    output: FlexTensor,
+    mut grad: FlexTensor,
+) -> Result<FlexTensor, (FlexTensor, FlexTensor)> {
+    let offsets = (output.layout().contiguous_offsets(), grad.layout().contiguous_offsets());
+    let (Some((o_start, o_end)), Some((g_start, g_end))) = offsets else {
+        return Err((output, grad));
+    };
+    if output.dtype() != DType::F32
+        || grad.dtype() != DType::F32
+        || output.layout().shape() != grad.layout().shape()
+    {
+        return Err((output, grad));
+    }
+    let out_values = &output.storage::<f32>()[o_start..o_end];
+    if grad.is_unique() && g_start == 0 {
+        let g: &mut [f32] = grad.storage_mut();
+        crate::ops::parallel::zip_in_place(&mut g[..g_end], out_values, relu_grad_f32);
+        return Ok(grad);
+    }
+    let shape = grad.layout().shape().clone();
+    let g = &grad.storage::<f32>()[g_start..g_end];
+    let dx = crate::ops::parallel::zip(out_values, g, relu_grad_f32);
+    Ok(FlexTensor::new(Bytes::from_elems(dx), Layout::contiguous(shape), DType::F32))
+}
+
 impl ActivationOps<Flex> for Flex {
     fn relu(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        // Chiron patch: contiguous f32 on all workers (see `parallel`).
+        let tensor = match relu_f32_contiguous(tensor) {
+            Ok(out) => return out,
+            Err(tensor) => tensor,
+        };
         // `max` returns the non-NaN operand, which would map NaN to the bound.
         // Testing `is_nan` first lets NaN propagate, as PyTorch does. `!(x <= 0.0)` is
         // equivalent and compiles to the same code, but trips
@@ -33,6 +97,11 @@ impl ActivationOps<Flex> for Flex {
     }
 
     fn relu_backward(output: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
+        // Chiron patch: contiguous f32 of one shape on all workers (see `parallel`).
+        let (output, grad) = match relu_backward_f32_contiguous(output, grad) {
+            Ok(out) => return out,
+            Err(pair) => pair,
+        };
         // Zero the gradient where the output was zero, but keep it for a NaN output:
         // the trait default masks with `float_lower_equal_elem(output, 0)`, which is
         // false for NaN.

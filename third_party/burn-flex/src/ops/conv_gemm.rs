@@ -111,7 +111,7 @@ pub(crate) fn conv2d_f32(
     let w_data: &[f32] = weight.storage();
     let bias = bias.map(|b| b.to_contiguous());
     let b_data: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
-    let mut out = vec![0f32; batch * g.out_channels * p];
+    let mut out = crate::ops::parallel::zeroed::<f32>(batch * g.out_channels * p);
     let sample = |b: usize, dst: &mut [f32], col: &mut Vec<f32>| {
         let xb = &x_data[b * g.channels * g.h * g.w..][..g.channels * g.h * g.w];
         im2col_sample(col, xb, 0.0, 0, &g);
@@ -207,7 +207,7 @@ pub(crate) fn conv2d_x_grad_f32(
     let w_data: &[f32] = weight.storage();
     let g_data: &[f32] = grad.storage();
     let per = g.channels * g.h * g.w;
-    let mut dx = vec![0f32; batch * per];
+    let mut dx = crate::ops::parallel::zeroed::<f32>(batch * per);
     let sample = |b: usize, dst: &mut [f32], col: &mut Vec<f32>| {
         let gb = &g_data[b * g.out_channels * p..][..g.out_channels * p];
         // Wᵀ [ck, out]: W is row-major [out, ck], read transposed.

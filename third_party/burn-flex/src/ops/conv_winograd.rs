@@ -27,6 +27,7 @@ use burn_backend::DType;
 use burn_backend::ops::ConvOptions;
 use burn_std::{Bytes, Shape};
 
+use crate::ops::parallel::zeroed;
 use crate::{FlexTensor, Layout};
 
 /// Elements of a transformed 4×4 tile: one matrix product each.
@@ -112,15 +113,15 @@ impl Tiling {
     }
 }
 
-/// `[g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2]`: one axis of `G g Gᵀ`.
+/// Element `i` of `[g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2]`: one axis of `G g Gᵀ`.
 #[inline(always)]
-fn kernel_1d(g: [f32; 3]) -> [f32; 4] {
-    [
-        g[0],
-        0.5 * (g[0] + g[1] + g[2]),
-        0.5 * (g[0] - g[1] + g[2]),
-        g[2],
-    ]
+fn kernel_1d(g: [f32; 3], i: usize) -> f32 {
+    match i {
+        0 => g[0],
+        1 => 0.5 * (g[0] + g[1] + g[2]),
+        2 => 0.5 * (g[0] - g[1] + g[2]),
+        _ => g[2],
+    }
 }
 
 /// `[u0 + (u1 + u2)/2, (u1 − u2)/2, (u1 + u2)/2 + u3]`: one axis of `Gᵀ U G` (the adjoint of
@@ -134,22 +135,18 @@ fn kernel_grad_1d(u: [f32; 4]) -> [f32; 3] {
     ]
 }
 
-/// `G g Gᵀ` of a row-major 3×3 kernel, as 16 values in row-major order.
-fn kernel_transform(g: &[f32; 9]) -> [f32; XI] {
-    let rows: [[f32; 4]; 3] = core::array::from_fn(|r| kernel_1d([g[3 * r], g[3 * r + 1], g[3 * r + 2]]));
-    let mut out = [0.0; XI];
-    for col in 0..4 {
-        let c = kernel_1d([rows[0][col], rows[1][col], rows[2][col]]);
-        for (row, v) in c.into_iter().enumerate() {
-            out[row * 4 + col] = v;
-        }
-    }
-    out
+/// Element `xi` (row-major in the 4×4 result) of `G g Gᵀ` for a row-major 3×3 kernel `g`:
+/// each row of `g` transformed at column `xi mod 4`, then that column at row `xi / 4`.
+#[inline(always)]
+fn kernel_transform_at(g: &[f32; 9], xi: usize) -> f32 {
+    let col = |r: usize| kernel_1d([g[3 * r], g[3 * r + 1], g[3 * r + 2]], xi % 4);
+    kernel_1d([col(0), col(1), col(2)], xi / 4)
 }
 
 /// `U` `[16][rows][cols]` for the product `M_ξ = U_ξ · V_ξ`. `flip` builds the input-gradient
 /// kernel: rows are the weight's input channels, columns its output channels, the kernel turned
-/// 180°.
+/// 180°. One task per `ξ` writes its plane in order (the weights it reads stay in cache), so
+/// the transform runs on every worker with contiguous writes.
 fn transform_weights(w: &[f32], out_channels: usize, in_channels: usize, flip: bool) -> Vec<f32> {
     let (rows, cols) = if flip {
         (in_channels, out_channels)
@@ -157,18 +154,27 @@ fn transform_weights(w: &[f32], out_channels: usize, in_channels: usize, flip: b
         (out_channels, in_channels)
     };
     let mut u = vec![0f32; XI * rows * cols];
-    for k in 0..out_channels {
-        for c in 0..in_channels {
-            let src = &w[(k * in_channels + c) * 9..][..9];
-            let mut g = [0f32; 9];
-            for (i, v) in g.iter_mut().enumerate() {
-                *v = if flip { src[8 - i] } else { src[i] };
-            }
-            let (r, col) = if flip { (c, k) } else { (k, c) };
-            for (xi, v) in kernel_transform(&g).into_iter().enumerate() {
-                u[(xi * rows + r) * cols + col] = v;
+    let plane = |xi: usize, dst: &mut [f32]| {
+        for (r, dst_row) in dst.chunks_exact_mut(cols).enumerate() {
+            for (col, d) in dst_row.iter_mut().enumerate() {
+                let (k, c) = if flip { (col, r) } else { (r, col) };
+                let src = &w[(k * in_channels + c) * 9..][..9];
+                let g: [f32; 9] = core::array::from_fn(|i| if flip { src[8 - i] } else { src[i] });
+                *d = kernel_transform_at(&g, xi);
             }
         }
+    };
+    if rows * cols == 0 {
+        return u;
+    }
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        u.par_chunks_mut(rows * cols).enumerate().for_each(|(xi, dst)| plane(xi, dst));
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (xi, dst) in u.chunks_mut(rows * cols).enumerate() {
+        plane(xi, dst);
     }
     u
 }
@@ -467,7 +473,9 @@ struct Scratch {
 fn correlate(x: &[f32], t: &Tiling, u: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let per_image_out = t.out_channels * t.oh * t.ow;
     let per_image_in = t.channels * t.h * t.w;
-    let mut out = vec![0f32; t.batch * per_image_out];
+    // Every element is overwritten by one block's output transform; the zero fill only makes
+    // the buffer safe to hand out, and runs on all workers.
+    let mut out = zeroed::<f32>(t.batch * per_image_out);
     let per = t.images_per_block();
     let max_n = per * t.tiles_per_image();
     let (c, k) = (t.channels, t.out_channels);
@@ -618,21 +626,15 @@ pub(crate) fn conv2d_weight_grad_f32(
             du
         },
     );
-    let mut du = vec![0f32; XI * k * c];
-    for part in partials {
-        for (d, p) in du.iter_mut().zip(part) {
-            *d += p;
-        }
-    }
+    let du = sum_in_order(&partials, XI * k * c);
     // dW = Gᵀ dU G per (out, in) pair.
     let mut dw = vec![0f32; k * c * 9];
-    for kk in 0..k {
-        for cc in 0..c {
+    let output_channel = |kk: usize, dst: &mut [f32]| {
+        for (cc, dst) in dst.chunks_exact_mut(9).enumerate() {
             let at = |xi: usize| du[(xi * k + kk) * c + cc];
             let rows: [[f32; 3]; 4] = core::array::from_fn(|r| {
                 kernel_grad_1d([at(4 * r), at(4 * r + 1), at(4 * r + 2), at(4 * r + 3)])
             });
-            let dst = &mut dw[(kk * c + cc) * 9..][..9];
             for col in 0..3 {
                 let g = kernel_grad_1d([rows[0][col], rows[1][col], rows[2][col], rows[3][col]]);
                 for (row, val) in g.into_iter().enumerate() {
@@ -640,10 +642,43 @@ pub(crate) fn conv2d_weight_grad_f32(
                 }
             }
         }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        dw.par_chunks_mut(c * 9).enumerate().for_each(|(kk, dst)| output_channel(kk, dst));
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (kk, dst) in dw.chunks_mut(c * 9).enumerate() {
+        output_channel(kk, dst);
     }
     FlexTensor::new(
         Bytes::from_elems(dw),
         Layout::contiguous(Shape::from(weight_shape.to_vec())),
         DType::F32,
     )
+}
+
+/// The element-wise sum of `parts` (each `len` long), added in the order of `parts` for every
+/// element whatever the thread count; ranges of elements go to different workers.
+fn sum_in_order(parts: &[Vec<f32>], len: usize) -> Vec<f32> {
+    let mut sum = vec![0f32; len];
+    let add_range = |start: usize, dst: &mut [f32]| {
+        for part in parts {
+            for (d, &p) in dst.iter_mut().zip(&part[start..]) {
+                *d += p;
+            }
+        }
+    };
+    const RANGE: usize = 4096;
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        sum.par_chunks_mut(RANGE).enumerate().for_each(|(i, dst)| add_range(i * RANGE, dst));
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (i, dst) in sum.chunks_mut(RANGE).enumerate() {
+        add_range(i * RANGE, dst);
+    }
+    sum
 }

@@ -116,6 +116,7 @@ pub mod interpolate;
 pub mod mask;
 pub mod matmul;
 mod module;
+mod parallel;
 pub mod pool;
 mod pool2x2;
 mod qtensor;

@@ -693,6 +693,18 @@ impl ModuleOps<Flex> for Flex {
         ceil_mode: bool,
         indices_dtype: IntDType,
     ) -> MaxPool2dWithIndices<Flex> {
+        // Chiron patch: the 2×2 stride-2 fast path writes the requested index dtype itself
+        // (I32 from autodiff) instead of I64 and a cast pass.
+        if x.dtype() == DType::F32
+            && crate::ops::pool2x2::applies(&x, kernel_size, stride, padding, dilation, ceil_mode)
+        {
+            let (output, mut indices) =
+                crate::ops::pool2x2::max_pool2x2_with_indices_f32(x, DType::from(indices_dtype));
+            if indices.dtype() != DType::from(indices_dtype) {
+                indices = Flex::int_cast(indices, indices_dtype);
+            }
+            return MaxPool2dWithIndices::new(output, indices);
+        }
         let (output, mut indices) = match x.dtype() {
             DType::F32 => pool::max_pool2d_with_indices_f32(
                 x,
@@ -736,14 +748,27 @@ impl ModuleOps<Flex> for Flex {
 
     fn max_pool2d_with_indices_backward(
         x: FloatTensor<Flex>,
-        _kernel_size: [usize; 2],
-        _stride: [usize; 2],
-        _padding: [usize; 2],
-        _dilation: [usize; 2],
-        _ceil_mode: bool,
+        kernel_size: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        ceil_mode: bool,
         output_grad: FloatTensor<Flex>,
         indices: IntTensor<Flex>,
     ) -> MaxPool2dBackward<Flex> {
+        // Chiron patch: 2×2 stride-2 windows without the generic kernel's window arithmetic.
+        if x.dtype() == DType::F32
+            && output_grad.dtype() == DType::F32
+            && matches!(indices.dtype(), DType::I32 | DType::I64)
+            && crate::ops::pool2x2::applies(&x, kernel_size, stride, padding, dilation, ceil_mode)
+        {
+            let x_shape = x.layout().shape().clone();
+            return MaxPool2dBackward::new(crate::ops::pool2x2::max_pool2x2_backward_f32(
+                &x_shape,
+                output_grad,
+                indices,
+            ));
+        }
         let x_grad = match x.dtype() {
             DType::F32 => pool::max_pool2d_backward_f32(x, output_grad, indices),
             DType::F64 => pool::max_pool2d_backward_f64(x, output_grad, indices),

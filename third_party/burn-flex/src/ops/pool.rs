@@ -441,7 +441,7 @@ pub fn max_pool2d_with_indices_f32(
 ) -> (FlexTensor, FlexTensor) {
     // Chiron patch: the 2×2 stride-2 fast path (ops/pool2x2.rs).
     if super::pool2x2::applies(&x, kernel_size, stride, padding, dilation, ceil_mode) {
-        return super::pool2x2::max_pool2x2_with_indices_f32(x);
+        return super::pool2x2::max_pool2x2_with_indices_f32(x, DType::I64);
     }
     let x_3d = expand_2d_to_3d(&x);
     let (output, indices) = max_pool3d_with_indices_f32(

@@ -7,6 +7,7 @@ use alloc::vec;
 use burn_backend::DType;
 use burn_std::{Bytes, Shape};
 
+use crate::ops::parallel::zeroed;
 use crate::{FlexTensor, Layout};
 
 /// Whether the fast path applies: kernel 2×2, stride 2, no padding or dilation, and (with
@@ -42,37 +43,79 @@ fn window(cells: [(f32, i64); 4]) -> (f32, i64) {
     best
 }
 
+/// An index type the pool writes directly: the dtype autodiff asked for, so no cast pass
+/// follows (I64 as the generic kernel makes, or I32).
+pub(crate) trait PlaneIndex: Copy + Default + Send + Sync + bytemuck::Pod + burn_std::Element {
+    /// The tensor dtype of these indices.
+    const DTYPE: DType;
+    /// Offset `i` in a plane; callers keep planes within the type's range.
+    fn from_offset(i: i64) -> Self;
+    /// The offset back, if it is a valid one.
+    fn offset(self) -> Option<usize>;
+}
+
+impl PlaneIndex for i64 {
+    const DTYPE: DType = DType::I64;
+    fn from_offset(i: i64) -> Self {
+        i
+    }
+    fn offset(self) -> Option<usize> {
+        usize::try_from(self).ok()
+    }
+}
+
+impl PlaneIndex for i32 {
+    const DTYPE: DType = DType::I32;
+    fn from_offset(i: i64) -> Self {
+        // In range: `max_pool2x2_with_indices_f32` picks i32 only for planes below 2³¹.
+        i as i32
+    }
+    fn offset(self) -> Option<usize> {
+        usize::try_from(self).ok()
+    }
+}
+
 /// Max-pools `x` (`[n, c, h, w]`, f32) over 2×2 windows, with the index of each maximum in
-/// its `h·w` plane (I64).
-pub(crate) fn max_pool2x2_with_indices_f32(x: FlexTensor) -> (FlexTensor, FlexTensor) {
-    let (out, idx, shape) = pool(x, true);
+/// its `h·w` plane, as `indices_dtype` when that is I32 and the plane fits it, else I64.
+pub(crate) fn max_pool2x2_with_indices_f32(x: FlexTensor, indices_dtype: DType) -> (FlexTensor, FlexTensor) {
+    let s = x.layout().shape();
+    if indices_dtype == DType::I32 && s[2].saturating_mul(s[3]) <= i32::MAX as usize {
+        with_indices::<i32>(x)
+    } else {
+        with_indices::<i64>(x)
+    }
+}
+
+/// The pool and its indices as `I`.
+fn with_indices<I: PlaneIndex>(x: FlexTensor) -> (FlexTensor, FlexTensor) {
+    let (out, idx, shape) = pool::<I>(x, true);
     (
         FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(shape.clone()), DType::F32),
-        FlexTensor::new(Bytes::from_elems(idx), Layout::contiguous(shape), DType::I64),
+        FlexTensor::new(Bytes::from_elems(idx), Layout::contiguous(shape), I::DTYPE),
     )
 }
 
 /// Max-pools `x` (`[n, c, h, w]`, f32) over 2×2 windows (inference: no indices).
 pub(crate) fn max_pool2x2_f32(x: FlexTensor) -> FlexTensor {
-    let (out, _, shape) = pool(x, false);
+    let (out, _, shape) = pool::<i64>(x, false);
     FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(shape), DType::F32)
 }
 
 /// The pooled values, the indices (empty unless `with_indices`) and the output shape.
-fn pool(x: FlexTensor, with_indices: bool) -> (vec::Vec<f32>, vec::Vec<i64>, Shape) {
+fn pool<I: PlaneIndex>(x: FlexTensor, with_indices: bool) -> (vec::Vec<f32>, vec::Vec<I>, Shape) {
     let x = x.to_contiguous();
     let s = x.layout().shape();
     let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
     let (oh, ow) = (h / 2, w / 2);
     let data: &[f32] = x.storage();
     let planes = n * c;
-    let mut out = vec![0f32; planes * oh * ow];
+    let mut out = zeroed::<f32>(planes * oh * ow);
     let mut idx = if with_indices {
-        vec![0i64; planes * oh * ow]
+        zeroed::<I>(planes * oh * ow)
     } else {
         vec![]
     };
-    let plane = |p: usize, o: &mut [f32], ix: &mut [i64]| {
+    let plane = |p: usize, o: &mut [f32], ix: &mut [I]| {
         let src = &data[p * h * w..][..h * w];
         for oy in 0..oh {
             let r0 = &src[2 * oy * w..][..2 * ow];
@@ -98,7 +141,7 @@ fn pool(x: FlexTensor, with_indices: bool) -> (vec::Vec<f32>, vec::Vec<i64>, Sha
                         (b[1], base1 + x0 + 1),
                     ]);
                     *dst = v;
-                    *di = i;
+                    *di = I::from_offset(i);
                 }
             }
         }
@@ -131,4 +174,51 @@ fn pool(x: FlexTensor, with_indices: bool) -> (vec::Vec<f32>, vec::Vec<i64>, Sha
         }
     }
     (out, idx, Shape::from(vec![n, c, oh, ow]))
+}
+
+/// The input gradient of a 2×2, stride-2 max-pool of `x_shape` (`[n, c, h, w]`, f32; indices
+/// I32 or I64, as the forward pass made them): each
+/// output gradient goes to the cell its index names, every other cell is zero. The windows do
+/// not overlap, so each cell receives at most one value, exactly as the generic kernel's sum.
+pub(crate) fn max_pool2x2_backward_f32(
+    x_shape: &Shape,
+    output_grad: FlexTensor,
+    indices: FlexTensor,
+) -> FlexTensor {
+    match indices.dtype() {
+        DType::I32 => backward::<i32>(x_shape, output_grad, indices),
+        _ => backward::<i64>(x_shape, output_grad, indices),
+    }
+}
+
+/// [`max_pool2x2_backward_f32`] with indices of type `I`.
+fn backward<I: PlaneIndex>(x_shape: &Shape, output_grad: FlexTensor, indices: FlexTensor) -> FlexTensor {
+    let grad = output_grad.to_contiguous();
+    let indices = indices.to_contiguous();
+    let (h, w) = (x_shape[2], x_shape[3]);
+    let g: &[f32] = grad.storage();
+    let ix: &[I] = indices.storage();
+    let per_out = grad.layout().shape()[2] * grad.layout().shape()[3];
+    let mut dx = zeroed::<f32>(x_shape.num_elements());
+    let plane = |p: usize, dst: &mut [f32]| {
+        let g = &g[p * per_out..][..per_out];
+        let ix = &ix[p * per_out..][..per_out];
+        for (&v, &i) in g.iter().zip(ix) {
+            // Indices come from the forward pass over the same plane; one outside it would
+            // be a bug upstream, and is skipped rather than written out of bounds.
+            if let Some(cell) = i.offset().and_then(|i| dst.get_mut(i)) {
+                *cell = v;
+            }
+        }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        dx.par_chunks_mut(h * w).enumerate().for_each(|(p, dst)| plane(p, dst));
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (p, dst) in dx.chunks_mut(h * w).enumerate() {
+        plane(p, dst);
+    }
+    FlexTensor::new(Bytes::from_elems(dx), Layout::contiguous(x_shape.clone()), DType::F32)
 }
