@@ -215,8 +215,11 @@ fn winograd_layers_match_the_direct_definition() {
     }
     // 16×16 outputs: 64 tiles per image, two images per block, the last block partial.
     check(three_by_three("3x3 two blocks", [3, 16, 16, 16], 8, 1));
-    // 2×2 images: one tile each, many images per block, several blocks.
+    // 2×2 images: one tile each, many images per block, several blocks (F(2×2, 3×3): the
+    // larger tiles would mostly fall past the edge; every other case here takes F(4×4, 3×3)).
     check(three_by_three("3x3 tiny images", [70, 8, 2, 2], 12, 1));
+    // Two output rows: F(2×2, 3×3) with several tiles per row and an odd last column.
+    check(three_by_three("3x3 two rows", [4, 9, 2, 13], 10, 1));
     // Rectangular, wider than tall, more outputs than inputs.
     check(three_by_three("3x3 rectangular", [2, 10, 3, 9], 24, 1));
 }

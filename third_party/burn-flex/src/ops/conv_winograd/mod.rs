@@ -1,25 +1,32 @@
-//! 3×3 stride-1 convolutions of f32 tensors by Winograd's minimal filtering F(2×2, 3×3): the
+//! 3×3 stride-1 convolutions of f32 tensors by Winograd's minimal filtering F(m×m, 3×3): the
 //! forward pass, the input gradient and the weight gradient (a Chiron patch of burn-flex 0.22.1;
 //! see CHIRON.md).
 //!
-//! Each 2×2 block of outputs comes from a 4×4 block of input `d` as
-//! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`: 16 multiplications per input channel instead of 36.
-//! Summed over input channels the 16 element-wise products become 16 matrix products,
+//! Each m×m block of outputs comes from an (m+2)×(m+2) block of input `d` as
+//! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`: (m+2)² multiplications per input channel instead of 9m².
+//! Summed over input channels the element-wise products become (m+2)² matrix products,
 //! `M_ξ = U_ξ · V_ξ` (`U_ξ` `[out, in]` from the weights, `V_ξ` `[in, tiles]` from the input),
-//! so the products that dominate a convolutional network's step shrink 2.25× (Lavin & Gray,
-//! "Fast Algorithms for Convolutional Neural Networks", 2016). Work goes in blocks of whole
+//! so the products that dominate a convolutional network's step shrink 2.25× with F(2×2, 3×3)
+//! ([`f2`]) and 4× with F(4×4, 3×3) ([`f4`]) (Lavin & Gray, "Fast Algorithms for
+//! Convolutional Neural Networks", 2016). The shape picks the variant ([`Choice`]): F(4×4)
+//! unless most of its tiles would fall past the image's edge. Work goes in blocks of whole
 //! images small enough that a block's transformed input and products stay in cache.
 //!
 //! The gradients come from the same identity, exactly: the input gradient is the forward
 //! transform applied to the output gradient with the kernel flipped and its channel axes swapped;
-//! the weight gradient is `Gᵀ [Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B)] G`. The transforms multiply by
-//! 0, ±1 and ±½ only, so results differ from a direct convolution by rounding alone.
+//! the weight gradient is `Gᵀ [Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B)] G`. Results differ from a direct
+//! convolution by rounding alone.
 //!
-//! Deterministic whatever the thread count: blocks are fixed by the shapes, every output element
-//! is written by one block, and the weight gradient's per-block sums are added in block order.
+//! Deterministic whatever the thread count: the variant and the blocks are fixed by the shapes,
+//! every output element is written by one block, and the weight gradient's per-block sums are
+//! added in block order.
 //!
 //! The transforms and the product are kept out of line (`inline(never)`): a profile then shows
 //! each one's share, which is how the layout here was chosen, at no measurable cost.
+
+mod f2;
+mod f4;
+mod vector;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -30,11 +37,6 @@ use burn_std::{Bytes, Shape};
 use crate::ops::parallel::zeroed;
 use crate::{FlexTensor, Layout};
 
-/// Elements of a transformed 4×4 tile: one matrix product each.
-const XI: usize = 16;
-/// Tiles per block at least (whole images are added until a block has this many): enough
-/// columns for an efficient product, few enough that a block's data stays in a core's L2.
-const BLOCK_TILES: usize = 128;
 /// Below this many channels on either side the products are too thin to pay for the
 /// transforms; such layers (typically the first, on RGB input) keep the im2col path.
 const MIN_CHANNELS: usize = 8;
@@ -66,6 +68,81 @@ pub(crate) fn applies(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions
         && xs[3] + 2 * pad[1] >= 3
 }
 
+/// One algorithm F(m×m, 3×3): tiles of `M × M` outputs computed from `(M + 2)²` inputs.
+trait Variant {
+    /// Outputs per tile side (m).
+    const M: usize;
+    /// Transformed elements per tile (`T²`): one matrix product each.
+    const XI: usize;
+    /// Tiles per block at least (whole images are added until a block has this many): enough
+    /// columns for efficient products, few enough that a block's data stays in a core's L2.
+    const BLOCK_TILES: usize;
+    /// `G g Gᵀ` (row-major, `XI` values, into `out`) of a row-major 3×3 kernel `g`.
+    fn kernel_transform(g: &[f32; 9], out: &mut [f32]);
+    /// `Gᵀ dU G`, row-major 3×3, from the transformed kernel gradient `dU` (`du(ξ)`).
+    fn kernel_grad(du: impl Fn(usize) -> f32) -> [f32; 9];
+    /// Writes `Bᵀ d B` of the input tile `d` into `v` (element ξ at `at.offset(ξ)`); `partial`
+    /// holds at least `XI` vectors.
+    fn input_tile(d: Tile<'_>, v: &mut [f32], at: Planes, partial: &mut [f32]);
+    /// Writes `A dY Aᵀ` of the output-gradient tile `y` into `dm` (element ξ at
+    /// `at.offset(ξ)`); `partial` holds at least `XI` vectors.
+    fn output_grad_tile(y: Tile<'_>, dm: &mut [f32], at: Planes, partial: &mut [f32]);
+    /// Writes `Aᵀ M A` of one tile of `m` (element ξ at `at.offset(ξ)`) into `y`, output
+    /// `(a, b)` of the tile at vector `a·M + b`; `partial` holds at least `XI` vectors.
+    fn output_tile(m: &[f32], at: Planes, y: &mut [f32], partial: &mut [f32]);
+}
+
+/// One tile of a channels-last staged image: the vector of channels at tile row `r`, column `c`.
+#[derive(Clone, Copy)]
+struct Tile<'a> {
+    data: &'a [f32],
+    /// Offset of the tile's top-left vector.
+    base: usize,
+    /// Floats per staged row.
+    row_len: usize,
+    ch: usize,
+}
+
+impl<'a> Tile<'a> {
+    #[inline(always)]
+    fn at(&self, r: usize, c: usize) -> &'a [f32] {
+        &self.data[self.base + r * self.row_len + c * self.ch..][..self.ch]
+    }
+}
+
+/// Where one tile's transformed elements go in `[ξ][n][ch]` planes.
+#[derive(Clone, Copy)]
+struct Planes {
+    /// Tiles in the block.
+    n: usize,
+    tile: usize,
+    ch: usize,
+}
+
+impl Planes {
+    #[inline(always)]
+    fn offset(&self, xi: usize) -> usize {
+        (xi * self.n + self.tile) * self.ch
+    }
+}
+
+/// Which variant a convolution uses, fixed by its output size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Choice {
+    F2,
+    F4,
+}
+
+impl Choice {
+    /// F(4×4) unless its products (36 per tile, edge tiles counted whole) would not be clearly
+    /// fewer than F(2×2)'s (16 per tile): tiny images keep F(2×2).
+    fn for_output(oh: usize, ow: usize) -> Choice {
+        let f2 = oh.div_ceil(2) * ow.div_ceil(2) * 16;
+        let f4 = oh.div_ceil(4) * ow.div_ceil(4) * 36;
+        if 5 * f4 < 4 * f2 { Choice::F4 } else { Choice::F2 }
+    }
+}
+
 /// Shape of one convolution as the tiles see it.
 #[derive(Clone, Copy)]
 struct Tiling {
@@ -79,16 +156,17 @@ struct Tiling {
     pad: [usize; 2],
     oh: usize,
     ow: usize,
-    /// Tile rows and columns per image (each tile: 2×2 outputs).
+    /// Tile rows and columns per image (each tile: m×m outputs).
     th: usize,
     tw: usize,
+    /// Tiles per block at least.
+    block_tiles: usize,
 }
 
 impl Tiling {
-    fn new(input: [usize; 4], out_channels: usize, pad: [usize; 2]) -> Self {
+    fn new<W: Variant>(input: [usize; 4], out_channels: usize, pad: [usize; 2]) -> Self {
         let [batch, channels, h, w] = input;
-        let oh = h + 2 * pad[0] - 2;
-        let ow = w + 2 * pad[1] - 2;
+        let (oh, ow) = output_size(input, pad);
         Self {
             batch,
             channels,
@@ -98,8 +176,9 @@ impl Tiling {
             pad,
             oh,
             ow,
-            th: oh.div_ceil(2),
-            tw: ow.div_ceil(2),
+            th: oh.div_ceil(W::M),
+            tw: ow.div_ceil(W::M),
+            block_tiles: W::BLOCK_TILES,
         }
     }
 
@@ -109,72 +188,61 @@ impl Tiling {
 
     /// Whole images per block (fixed by the shape alone, never by the thread count).
     fn images_per_block(&self) -> usize {
-        BLOCK_TILES.div_ceil(self.tiles_per_image()).clamp(1, self.batch.max(1))
+        self.block_tiles.div_ceil(self.tiles_per_image()).clamp(1, self.batch.max(1))
     }
 }
 
-/// Element `i` of `[g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2]`: one axis of `G g Gᵀ`.
-#[inline(always)]
-fn kernel_1d(g: [f32; 3], i: usize) -> f32 {
-    match i {
-        0 => g[0],
-        1 => 0.5 * (g[0] + g[1] + g[2]),
-        2 => 0.5 * (g[0] - g[1] + g[2]),
-        _ => g[2],
-    }
+/// Output height and width of a 3×3 stride-1 convolution of `input` padded by `pad`.
+fn output_size(input: [usize; 4], pad: [usize; 2]) -> (usize, usize) {
+    (input[2] + 2 * pad[0] - 2, input[3] + 2 * pad[1] - 2)
 }
 
-/// `[u0 + (u1 + u2)/2, (u1 − u2)/2, (u1 + u2)/2 + u3]`: one axis of `Gᵀ U G` (the adjoint of
-/// `kernel_1d`).
-#[inline(always)]
-fn kernel_grad_1d(u: [f32; 4]) -> [f32; 3] {
-    [
-        u[0] + 0.5 * (u[1] + u[2]),
-        0.5 * (u[1] - u[2]),
-        0.5 * (u[1] + u[2]) + u[3],
-    ]
-}
-
-/// Element `xi` (row-major in the 4×4 result) of `G g Gᵀ` for a row-major 3×3 kernel `g`:
-/// each row of `g` transformed at column `xi mod 4`, then that column at row `xi / 4`.
-#[inline(always)]
-fn kernel_transform_at(g: &[f32; 9], xi: usize) -> f32 {
-    let col = |r: usize| kernel_1d([g[3 * r], g[3 * r + 1], g[3 * r + 2]], xi % 4);
-    kernel_1d([col(0), col(1), col(2)], xi / 4)
-}
-
-/// `U` `[16][rows][cols]` for the product `M_ξ = U_ξ · V_ξ`. `flip` builds the input-gradient
+/// `U` `[XI][rows][cols]` for the product `M_ξ = U_ξ · V_ξ`. `flip` builds the input-gradient
 /// kernel: rows are the weight's input channels, columns its output channels, the kernel turned
-/// 180°. One task per `ξ` writes its plane in order (the weights it reads stay in cache), so
-/// the transform runs on every worker with contiguous writes.
-fn transform_weights(w: &[f32], out_channels: usize, in_channels: usize, flip: bool) -> Vec<f32> {
+/// 180°. Each kernel is transformed once into `[rows·cols][XI]` (rows split over the workers),
+/// then one task per `ξ` gathers its plane, writing in order.
+fn transform_weights<W: Variant>(w: &[f32], out_channels: usize, in_channels: usize, flip: bool) -> Vec<f32> {
     let (rows, cols) = if flip {
         (in_channels, out_channels)
     } else {
         (out_channels, in_channels)
     };
-    let mut u = vec![0f32; XI * rows * cols];
-    let plane = |xi: usize, dst: &mut [f32]| {
-        for (r, dst_row) in dst.chunks_exact_mut(cols).enumerate() {
-            for (col, d) in dst_row.iter_mut().enumerate() {
-                let (k, c) = if flip { (col, r) } else { (r, col) };
-                let src = &w[(k * in_channels + c) * 9..][..9];
-                let g: [f32; 9] = core::array::from_fn(|i| if flip { src[8 - i] } else { src[i] });
-                *d = kernel_transform_at(&g, xi);
-            }
-        }
-    };
-    if rows * cols == 0 {
+    let pairs = rows * cols;
+    let mut u = zeroed::<f32>(W::XI * pairs);
+    if pairs == 0 {
         return u;
     }
+    let mut by_kernel = zeroed::<f32>(pairs * W::XI);
+    let transform_row = |r: usize, dst: &mut [f32]| {
+        for (col, d) in dst.chunks_exact_mut(W::XI).enumerate() {
+            let (k, c) = if flip { (col, r) } else { (r, col) };
+            let src = &w[(k * in_channels + c) * 9..][..9];
+            let g: [f32; 9] = core::array::from_fn(|i| if flip { src[8 - i] } else { src[i] });
+            W::kernel_transform(&g, d);
+        }
+    };
+    let gather = |xi: usize, dst: &mut [f32], by_kernel: &[f32]| {
+        for (d, kernel) in dst.iter_mut().zip(by_kernel.chunks_exact(W::XI)) {
+            *d = kernel[xi];
+        }
+    };
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
-        u.par_chunks_mut(rows * cols).enumerate().for_each(|(xi, dst)| plane(xi, dst));
+        by_kernel
+            .par_chunks_mut(cols * W::XI)
+            .enumerate()
+            .for_each(|(r, dst)| transform_row(r, dst));
+        u.par_chunks_mut(pairs).enumerate().for_each(|(xi, dst)| gather(xi, dst, &by_kernel));
     }
     #[cfg(not(feature = "rayon"))]
-    for (xi, dst) in u.chunks_mut(rows * cols).enumerate() {
-        plane(xi, dst);
+    {
+        for (r, dst) in by_kernel.chunks_mut(cols * W::XI).enumerate() {
+            transform_row(r, dst);
+        }
+        for (xi, dst) in u.chunks_mut(pairs).enumerate() {
+            gather(xi, dst, &by_kernel);
+        }
     }
     u
 }
@@ -184,48 +252,10 @@ fn transform_weights(w: &[f32], out_channels: usize, in_channels: usize, flip: b
 struct TransformScratch {
     /// One image (or output gradient) channels-last with a zero border: `[rows][cols][ch]`.
     staged: Vec<f32>,
-    /// Partial transforms of one tile: 16 vectors of channels.
+    /// Partial transforms of one tile: `XI` vectors of channels.
     partial: Vec<f32>,
-}
-
-/// `dst = a − b`, element-wise.
-#[inline(always)]
-fn sub(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
-        *d = x - y;
-    }
-}
-
-/// `dst = a + b`, element-wise.
-#[inline(always)]
-fn add(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
-        *d = x + y;
-    }
-}
-
-/// `dst = a + b + c`, element-wise.
-#[inline(always)]
-fn add3(dst: &mut [f32], a: &[f32], b: &[f32], c: &[f32]) {
-    for (((d, &x), &y), &z) in dst.iter_mut().zip(a).zip(b).zip(c) {
-        *d = x + y + z;
-    }
-}
-
-/// `dst = a − b − c`, element-wise.
-#[inline(always)]
-fn sub2(dst: &mut [f32], a: &[f32], b: &[f32], c: &[f32]) {
-    for (((d, &x), &y), &z) in dst.iter_mut().zip(a).zip(b).zip(c) {
-        *d = x - y - z;
-    }
-}
-
-/// `dst = −a`, element-wise.
-#[inline(always)]
-fn neg(dst: &mut [f32], a: &[f32]) {
-    for (d, &x) in dst.iter_mut().zip(a) {
-        *d = -x;
-    }
+    /// One tile's outputs: `M²` vectors of channels.
+    y: Vec<f32>,
 }
 
 /// Copies `planes` (`[ch][h][w]`) channels-last into `staged` (`[rows][cols][ch]`) at row and
@@ -255,123 +285,79 @@ fn stage(staged: &mut Vec<f32>, planes: &[f32], ch: usize, hw: [usize; 2], dims:
     }
 }
 
-/// Fills `v` (`[16][n][channels]`, `n` = tiles of the block) with `Bᵀ d B` of every 4×4 input
-/// tile `d` of `images` (`[images, channels, h, w]`), zeros outside the input. One axis of
-/// `Bᵀ d B` is `[d0 − d2, d1 + d2, d2 − d1, d1 − d3]`.
+/// Fills `v` (`[XI][n][channels]`, `n` = tiles of the block) with `Bᵀ d B` of every input
+/// tile `d` of `images` (`[images, channels, h, w]`), zeros outside the input.
 #[inline(never)]
-fn input_transform(v: &mut [f32], images: &[f32], t: &Tiling, n: usize, s: &mut TransformScratch) {
+fn input_transform<W: Variant>(v: &mut [f32], images: &[f32], t: &Tiling, n: usize, s: &mut TransformScratch) {
     let ch = t.channels;
-    let (rows, cols) = (2 * t.th + 2, 2 * t.tw + 2);
-    s.partial.resize(XI * ch, 0.0);
+    let (rows, cols) = (W::M * t.th + 2, W::M * t.tw + 2);
+    s.partial.resize(W::XI * ch, 0.0);
     let per_image = ch * t.h * t.w;
     for (img, planes) in images.chunks_exact(per_image).enumerate() {
         stage(&mut s.staged, planes, ch, [t.h, t.w], [rows, cols], t.pad);
         for ty in 0..t.th {
             for tx in 0..t.tw {
                 let tile = img * t.tiles_per_image() + ty * t.tw + tx;
-                let d = |r: usize, c: usize| &s.staged[((2 * ty + r) * cols + 2 * tx + c) * ch..][..ch];
-                // Down the columns first: partial[4i + c] = row i of Bᵀ d, column c.
-                for c in 0..4 {
-                    let p = &mut s.partial;
-                    sub(&mut p[c * ch..][..ch], d(0, c), d(2, c));
-                    add(&mut p[(4 + c) * ch..][..ch], d(1, c), d(2, c));
-                    sub(&mut p[(8 + c) * ch..][..ch], d(2, c), d(1, c));
-                    sub(&mut p[(12 + c) * ch..][..ch], d(1, c), d(3, c));
-                }
-                let p = |xi: usize| &s.partial[xi * ch..][..ch];
-                for i in 0..4 {
-                    let row = 4 * i;
-                    sub(&mut v[(row * n + tile) * ch..][..ch], p(row), p(row + 2));
-                    add(&mut v[((row + 1) * n + tile) * ch..][..ch], p(row + 1), p(row + 2));
-                    sub(&mut v[((row + 2) * n + tile) * ch..][..ch], p(row + 2), p(row + 1));
-                    sub(&mut v[((row + 3) * n + tile) * ch..][..ch], p(row + 1), p(row + 3));
-                }
+                let d = Tile {
+                    data: &s.staged,
+                    base: (W::M * ty * cols + W::M * tx) * ch,
+                    row_len: cols * ch,
+                    ch,
+                };
+                W::input_tile(d, v, Planes { n, tile, ch }, &mut s.partial);
             }
         }
     }
 }
 
-/// Fills `dm` (`[16][n][out_channels]`) with `A dY Aᵀ` of every 2×2 output-gradient tile of
-/// `grads` (`[images, out_channels, oh, ow]`); positions past an odd edge count as zero. One
-/// axis of `A dY Aᵀ` is `[y0, y0 + y1, y0 − y1, −y1]` (the adjoint of the output transform).
+/// Fills `dm` (`[XI][n][out_channels]`) with `A dY Aᵀ` of every output-gradient tile of
+/// `grads` (`[images, out_channels, oh, ow]`); positions past the edge count as zero.
 #[inline(never)]
-fn output_grad_transform(dm: &mut [f32], grads: &[f32], t: &Tiling, n: usize, s: &mut TransformScratch) {
+fn output_grad_transform<W: Variant>(dm: &mut [f32], grads: &[f32], t: &Tiling, n: usize, s: &mut TransformScratch) {
     let ch = t.out_channels;
-    let (rows, cols) = (2 * t.th, 2 * t.tw);
-    s.partial.resize(8 * ch, 0.0);
+    let (rows, cols) = (W::M * t.th, W::M * t.tw);
+    s.partial.resize(W::XI * ch, 0.0);
     let per_image = ch * t.oh * t.ow;
     for (img, planes) in grads.chunks_exact(per_image).enumerate() {
         stage(&mut s.staged, planes, ch, [t.oh, t.ow], [rows, cols], [0, 0]);
         for ty in 0..t.th {
             for tx in 0..t.tw {
                 let tile = img * t.tiles_per_image() + ty * t.tw + tx;
-                let y = |r: usize, c: usize| &s.staged[((2 * ty + r) * cols + 2 * tx + c) * ch..][..ch];
-                // partial[4r + j]: row r of dY times Aᵀ, column j.
-                for r in 0..2 {
-                    let p = &mut s.partial;
-                    p[4 * r * ch..][..ch].copy_from_slice(y(r, 0));
-                    add(&mut p[(4 * r + 1) * ch..][..ch], y(r, 0), y(r, 1));
-                    sub(&mut p[(4 * r + 2) * ch..][..ch], y(r, 0), y(r, 1));
-                    neg(&mut p[(4 * r + 3) * ch..][..ch], y(r, 1));
-                }
-                let p = |i: usize| &s.partial[i * ch..][..ch];
-                for j in 0..4 {
-                    let (top, bottom) = (p(j), p(4 + j));
-                    dm[(j * n + tile) * ch..][..ch].copy_from_slice(top);
-                    add(&mut dm[((4 + j) * n + tile) * ch..][..ch], top, bottom);
-                    sub(&mut dm[((8 + j) * n + tile) * ch..][..ch], top, bottom);
-                    neg(&mut dm[((12 + j) * n + tile) * ch..][..ch], bottom);
-                }
+                let y = Tile {
+                    data: &s.staged,
+                    base: (W::M * ty * cols + W::M * tx) * ch,
+                    row_len: cols * ch,
+                    ch,
+                };
+                W::output_grad_tile(y, dm, Planes { n, tile, ch }, &mut s.partial);
             }
         }
     }
 }
 
-/// Writes `Aᵀ M A` (+ bias) of every tile of the block (`m`: `[16][n][out_channels]`) into `out`
-/// (`[images, out_channels, oh, ow]`), dropping positions past an odd edge. One axis of
-/// `Aᵀ M A` is `[m0 + m1 + m2, m1 − m2 − m3]`.
+/// Writes `Aᵀ M A` (+ bias) of every tile of the block (`m`: `[XI][n][out_channels]`) into `out`
+/// (`[images, out_channels, oh, ow]`), dropping positions past the edge.
 #[inline(never)]
-fn output_transform(out: &mut [f32], m: &[f32], bias: Option<&[f32]>, t: &Tiling, n: usize, s: &mut TransformScratch) {
+fn output_transform<W: Variant>(out: &mut [f32], m: &[f32], bias: Option<&[f32]>, t: &Tiling, n: usize, s: &mut TransformScratch) {
     let ch = t.out_channels;
-    s.partial.resize(12 * ch, 0.0);
+    s.partial.resize(W::XI * ch, 0.0);
+    s.y.resize(W::M * W::M * ch, 0.0);
     let plane = t.oh * t.ow;
     for (img, dst) in out.chunks_exact_mut(ch * plane).enumerate() {
         for ty in 0..t.th {
             for tx in 0..t.tw {
                 let tile = img * t.tiles_per_image() + ty * t.tw + tx;
-                let mv = |xi: usize| &m[(xi * n + tile) * ch..][..ch];
-                // partial[2i + c]: row i of M times A, column c.
-                let (rows, y) = s.partial.split_at_mut(8 * ch);
-                for i in 0..4 {
-                    let r = 4 * i;
-                    add3(&mut rows[2 * i * ch..][..ch], mv(r), mv(r + 1), mv(r + 2));
-                    sub2(&mut rows[(2 * i + 1) * ch..][..ch], mv(r + 1), mv(r + 2), mv(r + 3));
-                }
-                let row = |i: usize| &rows[i * ch..][..ch];
-                for c in 0..2 {
-                    add3(&mut y[c * ch..][..ch], row(c), row(2 + c), row(4 + c));
-                    sub2(&mut y[(2 + c) * ch..][..ch], row(2 + c), row(4 + c), row(6 + c));
-                }
-                for a in 0..2 {
-                    let oy = 2 * ty + a;
-                    for c in 0..2 {
-                        let ox = 2 * tx + c;
-                        if oy >= t.oh || ox >= t.ow {
-                            continue;
-                        }
-                        let vals = &y[(2 * a + c) * ch..][..ch];
-                        let at = oy * t.ow + ox;
-                        match bias {
-                            Some(b) => {
-                                for (k, (&val, &bk)) in vals.iter().zip(b).enumerate() {
-                                    dst[k * plane + at] = val + bk;
-                                }
-                            }
-                            None => {
-                                for (k, &val) in vals.iter().enumerate() {
-                                    dst[k * plane + at] = val;
-                                }
-                            }
+                W::output_tile(m, Planes { n, tile, ch }, &mut s.y, &mut s.partial);
+                // Per channel, each tile row is a run of up to M neighbouring outputs.
+                let (ox, row_len) = (W::M * tx, W::M.min(t.ow - W::M * tx));
+                for a in 0..W::M.min(t.oh - W::M * ty) {
+                    let row_start = (W::M * ty + a) * t.ow + ox;
+                    let y_row = &s.y[a * W::M * ch..][..W::M * ch];
+                    for (k, dst_plane) in dst.chunks_exact_mut(plane).enumerate() {
+                        let b_k = bias.map_or(0.0, |b| b[k]);
+                        let run = &mut dst_plane[row_start..][..row_len];
+                        for (b, o) in run.iter_mut().enumerate() {
+                            *o = y_row[b * ch + k] + b_k;
                         }
                     }
                 }
@@ -468,9 +454,29 @@ struct Scratch {
     transform: TransformScratch,
 }
 
-/// `out [batch, out_channels, oh, ow]` = the 3×3 correlation of `x` with transformed kernels `u`
-/// (`[16][out_channels][channels]`) + `bias`.
-fn correlate(x: &[f32], t: &Tiling, u: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+/// `out [batch, out_channels, oh, ow]` = the 3×3 correlation of `x` (`input`, padded by
+/// `pad`) with `weight` (`[out, in, 3, 3]`; `flip`: read as the input-gradient kernel, see
+/// [`transform_weights`]) + `bias`, by the variant the output size picks.
+fn correlate(x: &[f32], input: [usize; 4], pad: [usize; 2], weight: &[f32], w_shape: [usize; 2], flip: bool, bias: Option<&[f32]>) -> (Vec<f32>, Tiling) {
+    let (oh, ow) = output_size(input, pad);
+    let [wk, wc] = w_shape;
+    let out_channels = if flip { wc } else { wk };
+    match Choice::for_output(oh, ow) {
+        Choice::F2 => {
+            let t = Tiling::new::<f2::F2>(input, out_channels, pad);
+            let u = transform_weights::<f2::F2>(weight, wk, wc, flip);
+            (correlate_with::<f2::F2>(x, &t, &u, bias), t)
+        }
+        Choice::F4 => {
+            let t = Tiling::new::<f4::F4>(input, out_channels, pad);
+            let u = transform_weights::<f4::F4>(weight, wk, wc, flip);
+            (correlate_with::<f4::F4>(x, &t, &u, bias), t)
+        }
+    }
+}
+
+/// [`correlate`] with variant `W` and transformed kernels `u` (`[XI][out_channels][channels]`).
+fn correlate_with<W: Variant>(x: &[f32], t: &Tiling, u: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let per_image_out = t.out_channels * t.oh * t.ow;
     let per_image_in = t.channels * t.h * t.w;
     // Every element is overwritten by one block's output transform; the zero fill only makes
@@ -482,10 +488,10 @@ fn correlate(x: &[f32], t: &Tiling, u: &[f32], bias: Option<&[f32]>) -> Vec<f32>
     let run = |block: usize, out_block: &mut [f32], s: &mut Scratch| {
         let images = block_images(t, block);
         let n = images.len() * t.tiles_per_image();
-        let v = &mut s.v[..XI * n * c];
+        let v = &mut s.v[..W::XI * n * c];
         let input = &x[images.start * per_image_in..images.end * per_image_in];
-        input_transform(v, input, t, n, &mut s.transform);
-        let m = &mut s.m[..XI * n * k];
+        input_transform::<W>(v, input, t, n, &mut s.transform);
+        let m = &mut s.m[..W::XI * n * k];
         for (xi, (m_xi, v_xi)) in m.chunks_exact_mut(n * k).zip(v.chunks_exact(n * c)).enumerate() {
             // M_ξ [k, n] = U_ξ [k, c] · V_ξ [c, n]; V_ξ and M_ξ are stored tile-major.
             matmul(
@@ -497,11 +503,11 @@ fn correlate(x: &[f32], t: &Tiling, u: &[f32], bias: Option<&[f32]>) -> Vec<f32>
                 n,
             );
         }
-        output_transform(out_block, m, bias, t, n, &mut s.transform);
+        output_transform::<W>(out_block, m, bias, t, n, &mut s.transform);
     };
     let scratch = || Scratch {
-        v: vec![0f32; XI * c * max_n],
-        m: vec![0f32; XI * k * max_n],
+        v: vec![0f32; W::XI * c * max_n],
+        m: vec![0f32; W::XI * k * max_n],
         transform: TransformScratch::default(),
     };
     #[cfg(feature = "rayon")]
@@ -532,10 +538,17 @@ pub(crate) fn conv2d_f32(
     let weight = weight.to_contiguous();
     let xs = x.layout().shape();
     let ws = weight.layout().shape();
-    let t = Tiling::new([xs[0], xs[1], xs[2], xs[3]], ws[0], options.padding_begin());
-    let u = transform_weights(weight.storage(), ws[0], ws[1], false);
+    let input = [xs[0], xs[1], xs[2], xs[3]];
     let bias = bias.map(|b| b.to_contiguous());
-    let out = correlate(x.storage(), &t, &u, bias.as_ref().map(|b| b.storage()));
+    let (out, t) = correlate(
+        x.storage(),
+        input,
+        options.padding_begin(),
+        weight.storage(),
+        [ws[0], ws[1]],
+        false,
+        bias.as_ref().map(|b| b.storage()),
+    );
     FlexTensor::new(
         Bytes::from_elems(out),
         Layout::contiguous(Shape::from(vec![t.batch, t.out_channels, t.oh, t.ow])),
@@ -557,10 +570,8 @@ pub(crate) fn conv2d_x_grad_f32(
     let ws = weight.layout().shape();
     let gs = grad.layout().shape();
     let pad = options.padding_begin().map(|p| 2 - p);
-    let t = Tiling::new([gs[0], gs[1], gs[2], gs[3]], ws[1], pad);
+    let (dx, t) = correlate(grad.storage(), [gs[0], gs[1], gs[2], gs[3]], pad, weight.storage(), [ws[0], ws[1]], true, None);
     debug_assert!(t.oh == x_shape[2] && t.ow == x_shape[3]);
-    let u = transform_weights(weight.storage(), ws[0], ws[1], true);
-    let dx = correlate(grad.storage(), &t, &u, None);
     FlexTensor::new(
         Bytes::from_elems(dx),
         Layout::contiguous(Shape::from(x_shape.to_vec())),
@@ -585,33 +596,47 @@ pub(crate) fn conv2d_weight_grad_f32(
     let x = x.to_contiguous();
     let grad = output_grad.to_contiguous();
     let xs = x.layout().shape();
+    let input = [xs[0], xs[1], xs[2], xs[3]];
+    let pad = options.padding_begin();
+    let (oh, ow) = output_size(input, pad);
+    let dw = match Choice::for_output(oh, ow) {
+        Choice::F2 => weight_grad_with::<f2::F2>(x.storage(), input, pad, weight_shape, grad.storage()),
+        Choice::F4 => weight_grad_with::<f4::F4>(x.storage(), input, pad, weight_shape, grad.storage()),
+    };
+    FlexTensor::new(
+        Bytes::from_elems(dw),
+        Layout::contiguous(Shape::from(weight_shape.to_vec())),
+        DType::F32,
+    )
+}
+
+/// The weight gradient (`[out, in, 3, 3]`, row-major) with variant `W`.
+fn weight_grad_with<W: Variant>(x_data: &[f32], input: [usize; 4], pad: [usize; 2], weight_shape: &[usize], g_data: &[f32]) -> Vec<f32> {
     let (k, c) = (weight_shape[0], weight_shape[1]);
-    let t = Tiling::new([xs[0], xs[1], xs[2], xs[3]], k, options.padding_begin());
-    let x_data: &[f32] = x.storage();
-    let g_data: &[f32] = grad.storage();
+    let t = Tiling::new::<W>(input, k, pad);
     let per = t.images_per_block();
     let blocks = t.batch.div_ceil(per);
     let max_n = per * t.tiles_per_image();
     let per_image_in = c * t.h * t.w;
     let per_image_out = k * t.oh * t.ow;
-    // One `[16][k][c]` partial sum per block, added in block order below.
+    // One `[XI][k][c]` partial sum per block, added in block order below.
     let partials = for_each_block(
         blocks,
         || GradScratch {
-            v: vec![0f32; XI * c * max_n],
-            dm: vec![0f32; XI * k * max_n],
+            v: vec![0f32; W::XI * c * max_n],
+            dm: vec![0f32; W::XI * k * max_n],
             transform: TransformScratch::default(),
         },
         |block, s| {
             let images = block_images(&t, block);
             let n = images.len() * t.tiles_per_image();
-            let v = &mut s.v[..XI * n * c];
+            let v = &mut s.v[..W::XI * n * c];
             let input = &x_data[images.start * per_image_in..images.end * per_image_in];
-            input_transform(v, input, &t, n, &mut s.transform);
-            let dm = &mut s.dm[..XI * n * k];
+            input_transform::<W>(v, input, &t, n, &mut s.transform);
+            let dm = &mut s.dm[..W::XI * n * k];
             let grads = &g_data[images.start * per_image_out..images.end * per_image_out];
-            output_grad_transform(dm, grads, &t, n, &mut s.transform);
-            let mut du = vec![0f32; XI * k * c];
+            output_grad_transform::<W>(dm, grads, &t, n, &mut s.transform);
+            let mut du = vec![0f32; W::XI * k * c];
             for (xi, du_xi) in du.chunks_exact_mut(k * c).enumerate() {
                 // dU_ξ [k, c] = dM_ξ [k, n] · V_ξᵀ [n, c]; dM_ξ and V_ξ are stored tile-major.
                 matmul(
@@ -626,21 +651,12 @@ pub(crate) fn conv2d_weight_grad_f32(
             du
         },
     );
-    let du = sum_in_order(&partials, XI * k * c);
+    let du = sum_in_order(&partials, W::XI * k * c);
     // dW = Gᵀ dU G per (out, in) pair.
     let mut dw = vec![0f32; k * c * 9];
     let output_channel = |kk: usize, dst: &mut [f32]| {
         for (cc, dst) in dst.chunks_exact_mut(9).enumerate() {
-            let at = |xi: usize| du[(xi * k + kk) * c + cc];
-            let rows: [[f32; 3]; 4] = core::array::from_fn(|r| {
-                kernel_grad_1d([at(4 * r), at(4 * r + 1), at(4 * r + 2), at(4 * r + 3)])
-            });
-            for col in 0..3 {
-                let g = kernel_grad_1d([rows[0][col], rows[1][col], rows[2][col], rows[3][col]]);
-                for (row, val) in g.into_iter().enumerate() {
-                    dst[row * 3 + col] = val;
-                }
-            }
+            dst.copy_from_slice(&W::kernel_grad(|xi| du[(xi * k + kk) * c + cc]));
         }
     };
     #[cfg(feature = "rayon")]
@@ -652,11 +668,7 @@ pub(crate) fn conv2d_weight_grad_f32(
     for (kk, dst) in dw.chunks_mut(c * 9).enumerate() {
         output_channel(kk, dst);
     }
-    FlexTensor::new(
-        Bytes::from_elems(dw),
-        Layout::contiguous(Shape::from(weight_shape.to_vec())),
-        DType::F32,
-    )
+    dw
 }
 
 /// The element-wise sum of `parts` (each `len` long), added in the order of `parts` for every

@@ -1,0 +1,185 @@
+//! Element-wise operations on vectors of channels, the building blocks of the transforms.
+//!
+//! Every operand is its own parameter: once inlined, the compiler still knows the destination
+//! aliases no source, and vectorises each loop without run-time overlap checks. Coefficients
+//! are constants at every call site and fold into the loop.
+
+/// `dst = a`.
+#[inline(always)]
+pub(super) fn copy(dst: &mut [f32], a: &[f32]) {
+    dst.copy_from_slice(&a[..dst.len()]);
+}
+
+/// `dst = −a`.
+#[inline(always)]
+pub(super) fn neg(dst: &mut [f32], a: &[f32]) {
+    let a = &a[..dst.len()];
+    for (d, &x) in dst.iter_mut().zip(a) {
+        *d = -x;
+    }
+}
+
+/// `dst = a + b`.
+#[inline(always)]
+pub(super) fn add(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    lin2(dst, 1.0, a, 1.0, b);
+}
+
+/// `dst = a − b`.
+#[inline(always)]
+pub(super) fn sub(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    lin2(dst, 1.0, a, -1.0, b);
+}
+
+/// Defines `$name(dst, c0, s0, c1, s1, …)`: `dst = Σ cᵢ·sᵢ`, summed left to right.
+macro_rules! linear_combination {
+    ($(#[$doc:meta])* $name:ident, $first:ident : $c_first:ident $(, $src:ident : $coef:ident)*) => {
+        $(#[$doc])*
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        pub(super) fn $name(
+            dst: &mut [f32],
+            $c_first: f32,
+            $first: &[f32],
+            $($coef: f32, $src: &[f32],)*
+        ) {
+            let len = dst.len();
+            let $first = &$first[..len];
+            $(let $src = &$src[..len];)*
+            for (i, d) in dst.iter_mut().enumerate() {
+                // x·1 and x·(−1) are exact, so constant ±1 coefficients fold away.
+                let acc = $c_first * $first[i];
+                $(let acc = acc + $coef * $src[i];)*
+                *d = acc;
+            }
+        }
+    };
+}
+
+linear_combination!(
+    /// `dst = c0·s0 + c1·s1`.
+    lin2, s0: c0, s1: c1
+);
+linear_combination!(
+    /// `dst = c0·s0 + c1·s1 + c2·s2`.
+    lin3, s0: c0, s1: c1, s2: c2
+);
+
+/// `N` disjoint `len`-long windows of `buf` starting at `offsets` (strictly increasing, each
+/// at least `len` past the previous): the destinations of one 1-D transform.
+#[inline(always)]
+pub(super) fn windows_mut<const N: usize>(
+    buf: &mut [f32],
+    offsets: [usize; N],
+    len: usize,
+) -> [&mut [f32]; N] {
+    let mut out: [&mut [f32]; N] = core::array::from_fn(|_| Default::default());
+    let mut rest = buf;
+    let mut pos = 0;
+    for (slot, &at) in out.iter_mut().zip(&offsets) {
+        let (_, tail) = core::mem::take(&mut rest).split_at_mut(at - pos);
+        let (window, tail) = tail.split_at_mut(len);
+        *slot = window;
+        rest = tail;
+        pos = at + len;
+    }
+    out
+}
+
+/// Eight channels at once: arithmetic on `[f32; 8]` that the compiler turns into vector
+/// instructions (one AVX register), with the operands held in registers across a whole 1-D
+/// transform instead of going through memory term by term.
+#[derive(Clone, Copy)]
+pub(super) struct Lanes(pub(super) [f32; LANES]);
+
+/// Channels per [`Lanes`].
+pub(super) const LANES: usize = 8;
+
+impl core::ops::Add for Lanes {
+    type Output = Lanes;
+    #[inline(always)]
+    fn add(mut self, o: Lanes) -> Lanes {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a += b;
+        }
+        self
+    }
+}
+
+impl core::ops::Sub for Lanes {
+    type Output = Lanes;
+    #[inline(always)]
+    fn sub(mut self, o: Lanes) -> Lanes {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a -= b;
+        }
+        self
+    }
+}
+
+impl core::ops::Mul<f32> for Lanes {
+    type Output = Lanes;
+    #[inline(always)]
+    fn mul(mut self, c: f32) -> Lanes {
+        for a in self.0.iter_mut() {
+            *a *= c;
+        }
+        self
+    }
+}
+
+/// What a 1-D transform computes with: one channel (`f32`) or eight ([`Lanes`]).
+pub(super) trait Lane:
+    Copy + core::ops::Add<Output = Self> + core::ops::Sub<Output = Self> + core::ops::Mul<f32, Output = Self>
+{
+}
+
+impl Lane for f32 {}
+impl Lane for Lanes {}
+
+/// A 1-D transform from `I` vectors to `O` vectors, written once for any [`Lane`].
+pub(super) trait Transform1d<const I: usize, const O: usize> {
+    /// The `O` outputs from the `I` inputs.
+    fn apply<V: Lane>(x: [V; I]) -> [V; O];
+}
+
+/// Applies `T` channel by channel: `dst` windows at `offsets` (strictly increasing, at least
+/// `len` apart) get the outputs for the `len`-long input vectors `src`. Eight channels go
+/// through registers at a time, the rest one by one.
+#[inline(always)]
+pub(super) fn transform<T: Transform1d<I, O>, const I: usize, const O: usize>(
+    dst: &mut [f32],
+    offsets: [usize; O],
+    src: [&[f32]; I],
+    len: usize,
+) {
+    // Plain loops over fixed-size arrays throughout: `array::map` and `from_fn` are not
+    // always inlined, and then every array goes through memory.
+    let mut dst = windows_mut(dst, offsets, len);
+    let mut src_cut: [&[f32]; I] = [&[]; I];
+    for (cut, s) in src_cut.iter_mut().zip(src) {
+        *cut = &s[..len];
+    }
+    let whole = len - len % LANES;
+    let mut at = 0;
+    while at < whole {
+        let mut x = [Lanes([0.0; LANES]); I];
+        for (x, s) in x.iter_mut().zip(&src_cut) {
+            x.0.copy_from_slice(&s[at..at + LANES]);
+        }
+        for (d, y) in dst.iter_mut().zip(&T::apply(x)) {
+            d[at..at + LANES].copy_from_slice(&y.0);
+        }
+        at += LANES;
+    }
+    while at < len {
+        let mut x = [0.0f32; I];
+        for (x, s) in x.iter_mut().zip(&src_cut) {
+            *x = s[at];
+        }
+        for (d, &y) in dst.iter_mut().zip(&T::apply(x)) {
+            d[at] = y;
+        }
+        at += 1;
+    }
+}
