@@ -1,6 +1,7 @@
 //! Forward and backward time of the reference CNN's two inner convolutions alone (conv2:
-//! 32→64 channels on 16×16, conv3: 64→128 on 8×8; 3×3, pad 1, batch 64), median of 30 — the
-//! layers where most of a training step goes, for work on the convolution kernels.
+//! 32→64 channels on 16×16, conv3: 64→128 on 8×8; 3×3, pad 1, batch 64) and of the `cnn`
+//! trainer's on 28×28 input (14×14 and 7×7), median of 30 — the layers where most of a
+//! training step goes, for work on the convolution kernels.
 //!
 //! Run: `cargo run --release -p chiron-engine --example conv_layers`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -28,6 +29,9 @@ fn main() {
         for (name, x_shape, out) in [
             ("conv2", [64u32, 32, 16, 16], 64u32),
             ("conv3", [64, 64, 8, 8], 128),
+            // The `cnn` trainer on 28×28 Fashion-MNIST.
+            ("fmnist conv2", [64, 32, 14, 14], 64),
+            ("fmnist conv3", [64, 64, 7, 7], 128),
         ] {
             let mut e = Engine::new(EngineConfig {
                 seed: 0,
