@@ -55,6 +55,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Trainer(cmd::trainer::TrainerCommand::Test { .. }) = &cli.command
+        && let Some(code) = cmd::trainer::rerun_with_enclave_malloc()
+    {
+        return code;
+    }
     let result = match cli.command {
         Command::Keygen { out } => cmd::keygen::run(&out),
         Command::Dataset(c) => cmd::dataset::run(c),
