@@ -228,6 +228,8 @@ fn winograd_layers_match_the_direct_definition() {
 fn other_single_group_layers_match_the_direct_definition() {
     // First layer on RGB input: too few channels for Winograd.
     check(three_by_three("3x3 rgb", [2, 3, 9, 9], 8, 1));
+    // A single image (a one-image prediction): im2col with its product split over the pool.
+    check(three_by_three("3x3 one image", [1, 16, 9, 7], 12, 1));
     check(Case {
         name: "5x5 stride 2",
         x: [2, 8, 11, 10],

@@ -24,8 +24,21 @@ pub(crate) fn applies(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions
 }
 
 /// `out [m, n] = a [m, k] · b [k, n]`, all row-major.
-fn matmul(out: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize) {
-    matmul_strided(out, a, 1, k, b, m, k, n);
+fn matmul(out: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, par: gemm::Parallelism) {
+    matmul_strided(out, a, 1, k, b, m, k, n, par);
+}
+
+/// How one sample's product is split: over the pool when the batch is a single sample (then
+/// there is nothing else to run in parallel: a one-image prediction would use one core),
+/// otherwise not (the samples are the parallel unit). gemm splits the output, never the
+/// inner sums, so the result does not depend on the thread count.
+fn per_sample_parallelism(batch: usize) -> gemm::Parallelism {
+    #[cfg(feature = "rayon")]
+    if batch == 1 {
+        return gemm::Parallelism::Rayon(rayon::current_num_threads());
+    }
+    let _ = batch;
+    gemm::Parallelism::None
 }
 
 /// `out [m, n] = A · b [k, n]`, `A` `[m, k]` read at `a[i·a_rs + j·a_cs]` (so `a_cs = m,
@@ -40,6 +53,7 @@ fn matmul_strided(
     m: usize,
     k: usize,
     n: usize,
+    par: gemm::Parallelism,
 ) {
     debug_assert!(out.len() == m * n && a.len() == m * k && b.len() == k * n);
     debug_assert!((m - 1) * a_rs + (k - 1) * a_cs < a.len());
@@ -68,7 +82,7 @@ fn matmul_strided(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            par,
         );
     }
 }
@@ -115,7 +129,7 @@ pub(crate) fn conv2d_f32(
     let sample = |b: usize, dst: &mut [f32], col: &mut Vec<f32>| {
         let xb = &x_data[b * g.channels * g.h * g.w..][..g.channels * g.h * g.w];
         im2col_sample(col, xb, 0.0, 0, &g);
-        matmul(dst, w_data, col, g.out_channels, ck, p);
+        matmul(dst, w_data, col, g.out_channels, ck, p, per_sample_parallelism(batch));
         if let Some(bias) = b_data {
             for (row, &v) in dst.chunks_mut(p).zip(bias) {
                 row.iter_mut().for_each(|o| *o += v);
@@ -211,7 +225,7 @@ pub(crate) fn conv2d_x_grad_f32(
     let sample = |b: usize, dst: &mut [f32], col: &mut Vec<f32>| {
         let gb = &g_data[b * g.out_channels * p..][..g.out_channels * p];
         // Wᵀ [ck, out]: W is row-major [out, ck], read transposed.
-        matmul_strided(col, w_data, ck, 1, gb, ck, g.out_channels, p);
+        matmul_strided(col, w_data, ck, 1, gb, ck, g.out_channels, p, per_sample_parallelism(batch));
         col2im_sample(dst, col, &g);
     };
     #[cfg(feature = "rayon")]

@@ -43,9 +43,9 @@ use crate::{FlexTensor, Layout};
 /// transforms; such layers (typically the first, on RGB input) keep the im2col path.
 const MIN_CHANNELS: usize = 8;
 
-/// Whether the Winograd path applies: 4-D f32, one group, 3×3 kernel, stride and dilation 1,
-/// symmetric padding of at most 2 (so the input gradient is itself such a convolution), at least
-/// `MIN_CHANNELS` channels in and out, and a non-empty output.
+/// Whether the Winograd path applies: 4-D f32, a batch of at least two, one group, 3×3 kernel,
+/// stride and dilation 1, symmetric padding of at most 2 (so the input gradient is itself such a
+/// convolution), at least `MIN_CHANNELS` channels in and out, and a non-empty output.
 pub(crate) fn applies(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> bool {
     let xs = x.layout().shape();
     let ws = weight.layout().shape();
@@ -56,7 +56,9 @@ pub(crate) fn applies(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions
         return false;
     }
     let pad = options.padding_begin();
+    // A single sample is one block, run on one core; im2col splits its product instead.
     options.groups == 1
+        && xs[0] >= 2
         && ws[2] == 3
         && ws[3] == 3
         && ws[1] == xs[1]
@@ -188,9 +190,11 @@ impl Tiling {
         self.th * self.tw
     }
 
-    /// Whole images per block (fixed by the shape alone, never by the thread count).
+    /// Whole images per block (fixed by the shape alone, never by the thread count): enough
+    /// for `block_tiles`, but at most half the batch, so that a small batch still makes two
+    /// blocks for two workers.
     fn images_per_block(&self) -> usize {
-        self.block_tiles.div_ceil(self.tiles_per_image()).clamp(1, self.batch.max(1))
+        self.block_tiles.div_ceil(self.tiles_per_image()).clamp(1, self.batch.div_ceil(2).max(1))
     }
 }
 
