@@ -76,7 +76,7 @@ pub(crate) fn applies(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions
 trait Variant {
     /// Outputs per tile side (m).
     const M: usize;
-    /// Transformed elements per tile (`T²`): one matrix product each.
+    /// Transformed elements per tile (`(M + 2)²`): one matrix product each.
     const XI: usize;
     /// Tiles per block at least (whole images are added until a block has this many): enough
     /// columns for efficient products, few enough that a block's data stays in a core's L2.
