@@ -31,39 +31,24 @@ pub(super) fn sub(dst: &mut [f32], a: &[f32], b: &[f32]) {
     lin2(dst, 1.0, a, -1.0, b);
 }
 
-/// Defines `$name(dst, c0, s0, c1, s1, …)`: `dst = Σ cᵢ·sᵢ`, summed left to right.
-macro_rules! linear_combination {
-    ($(#[$doc:meta])* $name:ident, $first:ident : $c_first:ident $(, $src:ident : $coef:ident)*) => {
-        $(#[$doc])*
-        #[inline(always)]
-        #[allow(clippy::too_many_arguments)]
-        pub(super) fn $name(
-            dst: &mut [f32],
-            $c_first: f32,
-            $first: &[f32],
-            $($coef: f32, $src: &[f32],)*
-        ) {
-            let len = dst.len();
-            let $first = &$first[..len];
-            $(let $src = &$src[..len];)*
-            for (i, d) in dst.iter_mut().enumerate() {
-                // x·1 and x·(−1) are exact, so constant ±1 coefficients fold away.
-                let acc = $c_first * $first[i];
-                $(let acc = acc + $coef * $src[i];)*
-                *d = acc;
-            }
-        }
-    };
+/// `dst = c0·a + c1·b`. (x·1 and x·(−1) are exact, so constant ±1 coefficients fold away.)
+#[inline(always)]
+pub(super) fn lin2(dst: &mut [f32], c0: f32, a: &[f32], c1: f32, b: &[f32]) {
+    let (a, b) = (&a[..dst.len()], &b[..dst.len()]);
+    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+        *d = c0 * x + c1 * y;
+    }
 }
 
-linear_combination!(
-    /// `dst = c0·s0 + c1·s1`.
-    lin2, s0: c0, s1: c1
-);
-linear_combination!(
-    /// `dst = c0·s0 + c1·s1 + c2·s2`.
-    lin3, s0: c0, s1: c1, s2: c2
-);
+/// `dst = c0·a + c1·b + c2·c`, summed left to right.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn lin3(dst: &mut [f32], c0: f32, a: &[f32], c1: f32, b: &[f32], c2: f32, c: &[f32]) {
+    let (a, b, c) = (&a[..dst.len()], &b[..dst.len()], &c[..dst.len()]);
+    for (((d, &x), &y), &z) in dst.iter_mut().zip(a).zip(b).zip(c) {
+        *d = c0 * x + c1 * y + c2 * z;
+    }
+}
 
 /// `N` disjoint `len`-long windows of `buf` starting at `offsets` (strictly increasing, each
 /// at least `len` past the previous): the destinations of one 1-D transform.
