@@ -4,7 +4,7 @@
 //! `Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]`,
 //! `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`, `Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]`.
 
-use super::vector::{add, copy, lin3, neg, sub, windows_mut};
+use super::vector::{Lane, Transform1d, transform};
 use super::{Planes, Tile, Variant};
 
 /// The F(2×2, 3×3) algorithm.
@@ -29,6 +29,36 @@ fn kernel_grad_1d(u: [f32; 4]) -> [f32; 3] {
         0.5 * (u[1] - u[2]),
         0.5 * (u[1] + u[2]) + u[3],
     ]
+}
+
+/// One axis of `Bᵀ d B`: `[d0 − d2, d1 + d2, d2 − d1, d1 − d3]`.
+struct InputAxis;
+
+impl Transform1d<4, 4> for InputAxis {
+    #[inline(always)]
+    fn apply<V: Lane>(d: [V; 4]) -> [V; 4] {
+        [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]]
+    }
+}
+
+/// One axis of `A dY Aᵀ`: `[y0, y0 + y1, y0 − y1, −y1]` (the adjoint of [`OutputAxis`]).
+struct OutputGradAxis;
+
+impl Transform1d<2, 4> for OutputGradAxis {
+    #[inline(always)]
+    fn apply<V: Lane>(y: [V; 2]) -> [V; 4] {
+        [y[0], y[0] + y[1], y[0] - y[1], y[1] * -1.0]
+    }
+}
+
+/// One axis of `Aᵀ M A`: `[m0 + m1 + m2, m1 − m2 − m3]`.
+struct OutputAxis;
+
+impl Transform1d<4, 2> for OutputAxis {
+    #[inline(always)]
+    fn apply<V: Lane>(m: [V; 4]) -> [V; 2] {
+        [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
+    }
 }
 
 impl Variant for F2 {
@@ -59,65 +89,46 @@ impl Variant for F2 {
         g
     }
 
-    /// One axis of `Bᵀ d B`: `[d0 − d2, d1 + d2, d2 − d1, d1 − d3]`.
     fn input_tile(d: Tile<'_>, v: &mut [f32], at: Planes, partial: &mut [f32]) {
         let ch = at.ch;
         // Down the columns first: partial[4i + c] = row i of Bᵀ d, column c.
         for c in 0..4 {
-            let [p0, p1, p2, p3] = windows_mut(partial, [c, 4 + c, 8 + c, 12 + c].map(|i| i * ch), ch);
-            sub(p0, d.at(0, c), d.at(2, c));
-            add(p1, d.at(1, c), d.at(2, c));
-            sub(p2, d.at(2, c), d.at(1, c));
-            sub(p3, d.at(1, c), d.at(3, c));
+            let dst = core::array::from_fn(|i| (4 * i + c) * ch);
+            transform::<InputAxis, 4, 4>(partial, dst, core::array::from_fn(|r| d.at(r, c)), ch);
         }
         let p = |i: usize| &partial[i * ch..][..ch];
-        for row in (0..16).step_by(4) {
-            let [v0, v1, v2, v3] = windows_mut(v, [row, row + 1, row + 2, row + 3].map(|xi| at.offset(xi)), ch);
-            sub(v0, p(row), p(row + 2));
-            add(v1, p(row + 1), p(row + 2));
-            sub(v2, p(row + 2), p(row + 1));
-            sub(v3, p(row + 1), p(row + 3));
+        for i in 0..4 {
+            let dst = core::array::from_fn(|j| at.offset(4 * i + j));
+            transform::<InputAxis, 4, 4>(v, dst, core::array::from_fn(|j| p(4 * i + j)), ch);
         }
     }
 
-    /// One axis of `A dY Aᵀ`: `[y0, y0 + y1, y0 − y1, −y1]`.
     fn output_grad_tile(y: Tile<'_>, dm: &mut [f32], at: Planes, partial: &mut [f32]) {
         let ch = at.ch;
-        // partial[4r + j]: row r of dY times Aᵀ, column j.
-        for r in 0..2 {
-            let [p0, p1, p2, p3] = windows_mut(partial, [4 * r, 4 * r + 1, 4 * r + 2, 4 * r + 3].map(|i| i * ch), ch);
-            copy(p0, y.at(r, 0));
-            add(p1, y.at(r, 0), y.at(r, 1));
-            sub(p2, y.at(r, 0), y.at(r, 1));
-            neg(p3, y.at(r, 1));
+        // partial[4a + j]: row a of dY times Aᵀ, column j.
+        for a in 0..2 {
+            let dst = core::array::from_fn(|j| (4 * a + j) * ch);
+            transform::<OutputGradAxis, 2, 4>(partial, dst, core::array::from_fn(|b| y.at(a, b)), ch);
         }
         let p = |i: usize| &partial[i * ch..][..ch];
         for j in 0..4 {
-            let (top, bottom) = (p(j), p(4 + j));
-            let [d0, d1, d2, d3] = windows_mut(dm, [j, 4 + j, 8 + j, 12 + j].map(|xi| at.offset(xi)), ch);
-            copy(d0, top);
-            add(d1, top, bottom);
-            sub(d2, top, bottom);
-            neg(d3, bottom);
+            let dst = core::array::from_fn(|i| at.offset(4 * i + j));
+            transform::<OutputGradAxis, 2, 4>(dm, dst, core::array::from_fn(|a| p(4 * a + j)), ch);
         }
     }
 
-    /// One axis of `Aᵀ M A`: `[m0 + m1 + m2, m1 − m2 − m3]`.
     fn output_tile(m: &[f32], at: Planes, y: &mut [f32], partial: &mut [f32]) {
         let ch = at.ch;
         let mv = |xi: usize| &m[at.offset(xi)..][..ch];
-        // partial[2i + c]: row i of M times A, column c.
+        // partial[2i + b]: row i of M times A, column b.
         for i in 0..4 {
-            let r = 4 * i;
-            let [a, b] = windows_mut(partial, [2 * i * ch, (2 * i + 1) * ch], ch);
-            lin3(a, 1.0, mv(r), 1.0, mv(r + 1), 1.0, mv(r + 2));
-            lin3(b, 1.0, mv(r + 1), -1.0, mv(r + 2), -1.0, mv(r + 3));
+            let dst = core::array::from_fn(|b| (2 * i + b) * ch);
+            transform::<OutputAxis, 4, 2>(partial, dst, core::array::from_fn(|j| mv(4 * i + j)), ch);
         }
         let row = |i: usize| &partial[i * ch..][..ch];
-        for c in 0..2 {
-            let [y0, y1] = windows_mut(y, [c * ch, (2 + c) * ch], ch);
-            lin3(y0, 1.0, row(c), 1.0, row(2 + c), 1.0, row(4 + c));
-            lin3(y1, 1.0, row(2 + c), -1.0, row(4 + c), -1.0, row(6 + c));
+        for b in 0..2 {
+            let dst = core::array::from_fn(|a| (2 * a + b) * ch);
+            transform::<OutputAxis, 4, 2>(y, dst, core::array::from_fn(|i| row(2 * i + b)), ch);
         }
     }
 }

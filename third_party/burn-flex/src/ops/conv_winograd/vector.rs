@@ -1,59 +1,12 @@
-//! Element-wise operations on vectors of channels, the building blocks of the transforms.
-//!
-//! Every operand is its own parameter: once inlined, the compiler still knows the destination
-//! aliases no source, and vectorises each loop without run-time overlap checks. Coefficients
-//! are constants at every call site and fold into the loop.
-
-/// `dst = a`.
-#[inline(always)]
-pub(super) fn copy(dst: &mut [f32], a: &[f32]) {
-    dst.copy_from_slice(&a[..dst.len()]);
-}
-
-/// `dst = −a`.
-#[inline(always)]
-pub(super) fn neg(dst: &mut [f32], a: &[f32]) {
-    let a = &a[..dst.len()];
-    for (d, &x) in dst.iter_mut().zip(a) {
-        *d = -x;
-    }
-}
-
-/// `dst = a + b`.
-#[inline(always)]
-pub(super) fn add(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    lin2(dst, 1.0, a, 1.0, b);
-}
-
-/// `dst = a − b`.
-#[inline(always)]
-pub(super) fn sub(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    lin2(dst, 1.0, a, -1.0, b);
-}
-
-/// `dst = c0·a + c1·b`. (x·1 and x·(−1) are exact, so constant ±1 coefficients fold away.)
-#[inline(always)]
-pub(super) fn lin2(dst: &mut [f32], c0: f32, a: &[f32], c1: f32, b: &[f32]) {
-    let (a, b) = (&a[..dst.len()], &b[..dst.len()]);
-    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
-        *d = c0 * x + c1 * y;
-    }
-}
-
-/// `dst = c0·a + c1·b + c2·c`, summed left to right.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(super) fn lin3(dst: &mut [f32], c0: f32, a: &[f32], c1: f32, b: &[f32], c2: f32, c: &[f32]) {
-    let (a, b, c) = (&a[..dst.len()], &b[..dst.len()], &c[..dst.len()]);
-    for (((d, &x), &y), &z) in dst.iter_mut().zip(a).zip(b).zip(c) {
-        *d = c0 * x + c1 * y + c2 * z;
-    }
-}
+//! The 1-D transforms' machinery: each variant writes its formulas once ([`Transform1d`]) for
+//! a generic [`Lane`]; [`transform`] runs them over vectors of channels, eight at a time in
+//! registers ([`Lanes`]) and the rest one by one. Coefficients are constants in the formulas
+//! and fold into the arithmetic.
 
 /// `N` disjoint `len`-long windows of `buf` starting at `offsets` (strictly increasing, each
 /// at least `len` past the previous): the destinations of one 1-D transform.
 #[inline(always)]
-pub(super) fn windows_mut<const N: usize>(
+fn windows_mut<const N: usize>(
     buf: &mut [f32],
     offsets: [usize; N],
     len: usize,
