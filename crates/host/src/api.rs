@@ -10,6 +10,7 @@ use chiron_proto::host::status_server::{Status as StatusService, StatusServer};
 use chiron_proto::host::{
     Ack, BlobChunk, BlobName, BlobNames, PutReply, StatusRecord, StatusRecords,
 };
+use chiron_proto::vocab::PublicPhase;
 use futures::Stream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -23,9 +24,6 @@ pub const CHUNK_BYTES: usize = chiron_proto::BLOB_CHUNK_BYTES;
 
 /// Largest blob the host accepts (the whole blob is held in memory while stored).
 pub const MAX_BLOB_BYTES: usize = 4 << 30;
-
-/// The phases a status record may carry.
-pub const PHASES: [&str; 5] = ["queued", "training", "sealing", "ready", "failed"];
 
 /// Shared state of the API servers.
 pub struct HostState {
@@ -49,11 +47,11 @@ impl HostState {
     /// Jobs per phase, from the latest status record of each job.
     pub fn jobs_by_phase(&self) -> Vec<(String, u64)> {
         let statuses = self.statuses.lock().map(|s| s.clone()).unwrap_or_default();
-        PHASES
+        PublicPhase::ALL
             .iter()
             .map(|p| {
-                let n = statuses.values().filter(|r| r.phase == *p).count() as u64;
-                ((*p).to_string(), n)
+                let n = statuses.values().filter(|r| r.phase == p.as_str()).count() as u64;
+                (p.as_str().to_string(), n)
             })
             .collect()
     }
@@ -142,21 +140,13 @@ impl Blobs for BlobsApi {
 impl StatusService for StatusApi {
     async fn report(&self, request: Request<StatusRecord>) -> Result<Response<Ack>, Status> {
         let r = request.into_inner();
-        if !PHASES.contains(&r.phase.as_str()) {
+        if PublicPhase::parse(&r.phase).is_none() {
             return Err(Status::invalid_argument("unknown phase"));
         }
         Metrics::inc(&self.0.metrics.status_reports);
         self.0.transcript.log(&format!(
-            "status job {} {} step {}/{}{}",
-            r.job_id,
-            r.phase,
-            r.coarse_step,
-            r.coarse_steps,
-            if r.failure.is_empty() {
-                String::new()
-            } else {
-                format!(" failure {}", r.failure)
-            }
+            "status job {} {} step {}/{}",
+            r.job_id, r.phase, r.coarse_step, r.coarse_steps,
         ));
         if let Ok(mut s) = self.0.statuses.lock() {
             s.insert(r.job_id.clone(), r);

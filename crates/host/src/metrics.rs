@@ -136,11 +136,11 @@ mod tests {
         let m = Metrics::default();
         Metrics::inc(&m.blobs_put);
         Metrics::inc(&m.blobs_put);
-        let text = m.render(&[("ready".into(), 3), ("failed".into(), 0)]);
+        let text = m.render(&[("training".into(), 0), ("finished".into(), 3)]);
         assert!(text.contains(
             "# TYPE chiron_host_blobs_put_total counter\nchiron_host_blobs_put_total 2\n"
         ));
-        assert!(text.contains("chiron_host_jobs{phase=\"ready\"} 3\n"));
+        assert!(text.contains("chiron_host_jobs{phase=\"finished\"} 3\n"));
         assert!(text.contains("chiron_host_enclave_restarts_total 0\n"));
     }
 }

@@ -28,6 +28,9 @@ pub const ENCLAVE_MALLOC_TUNABLES: &str =
 /// Pause before a restart (a crash loop must not spin).
 const RESTART_DELAY: Duration = Duration::from_millis(200);
 
+/// Longest enclave stderr line kept in the transcript (characters).
+const MAX_STDERR_LINE: usize = 1024;
+
 #[derive(Default)]
 struct Current {
     pid: Option<u32>,
@@ -94,7 +97,7 @@ impl Supervisor {
             .arg(format!("http://{}", self.api_addr))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| {
@@ -107,6 +110,18 @@ impl Supervisor {
             .stdout
             .take()
             .ok_or_else(|| HostError::Enclave("no standard output".into()))?;
+        // What the enclave writes to stderr is part of what the operator sees: it goes to the
+        // transcript, line by line (each cut to a bounded length).
+        if let Some(stderr) = child.stderr.take() {
+            let transcript = self.transcript.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let cut: String = line.chars().take(MAX_STDERR_LINE).collect();
+                    transcript.log(&format!("enclave stderr: {cut}"));
+                }
+            });
+        }
         let mut lines = BufReader::new(stdout).lines();
         let addr = tokio::time::timeout(START_TIMEOUT, async {
             while let Ok(Some(line)) = lines.next_line().await {

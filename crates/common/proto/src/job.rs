@@ -2,16 +2,11 @@
 //! it before sending, the enclave parses it again and is the authority). Example with every
 //! field explained: `docs/config/job.toml`.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
-/// Metric names a policy may allow the owner to see (the `report` interface's fixed list).
-pub const METRIC_NAMES: [&str; 5] = [
-    "train-loss",
-    "train-accuracy",
-    "test-loss",
-    "test-accuracy",
-    "learning-rate",
-];
+use crate::vocab::MetricName;
 
 /// How predictions are shaped before they leave the enclave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +60,8 @@ struct PolicyFile {
     wall_seconds: u64,
     #[serde(default = "default_report_steps")]
     report_steps: u32,
+    #[serde(default)]
+    checkpoint_interval_ms: Option<u64>,
     #[serde(default = "default_sealed_blob_mib")]
     sealed_blob_mib: u32,
     #[serde(default)]
@@ -144,15 +141,22 @@ pub struct JobPolicy {
     pub hyper: Vec<(String, f32)>,
     /// Step budget: optimizer steps the engine allows.
     pub max_steps: u64,
-    /// Wall-time budget of training, in seconds; a failed job reports only at its end.
+    /// Wall-time budget of training, in seconds. Every job, successful or not, ends exactly
+    /// when it is spent: that is when its model (or a dummy of the same size) is written and
+    /// its status becomes final.
     pub wall_seconds: u64,
-    /// Granularity of the progress anyone outside sees: `step k of report_steps`.
+    /// Granularity of the progress anyone outside sees: `step k of report_steps`, the share of
+    /// the wall budget that has elapsed.
     pub report_steps: u32,
+    /// The runtime's checkpoint grid: a sealed checkpoint (the state the trainer last offered,
+    /// or a dummy of the same size) is written every interval of the wall budget, and at no
+    /// other time. Defaults to `wall_seconds / report_steps`.
+    pub checkpoint_interval: Duration,
     /// Every sealed checkpoint and the sealed model are padded to this many MiB, so their sizes
     /// say nothing about the model or the reports; a larger one fails the job.
     pub sealed_blob_mib: u32,
-    /// Metric names the owner sees.
-    pub metrics: Vec<String>,
+    /// Metrics the owner sees.
+    pub metrics: Vec<MetricName>,
     /// The shape of predictions.
     pub output: OutputPolicy,
     /// Inputs the owner may ask predictions for, in all.
@@ -167,6 +171,10 @@ pub struct JobPolicy {
     pub distributed: Option<DistributedPolicy>,
 }
 
+/// Shortest checkpoint interval a policy may declare (each checkpoint seals and writes a
+/// whole padded blob).
+pub const MIN_CHECKPOINT_INTERVAL_MS: u64 = 100;
+
 /// Longest policy text accepted.
 pub const MAX_POLICY_BYTES: usize = 16 * 1024;
 
@@ -174,6 +182,19 @@ impl JobPolicy {
     /// Bytes every sealed checkpoint and model is padded to.
     pub fn sealed_blob_bytes(&self) -> usize {
         (self.sealed_blob_mib as usize) << 20
+    }
+
+    /// The declared wall-time budget.
+    pub fn wall(&self) -> Duration {
+        Duration::from_secs(self.wall_seconds)
+    }
+
+    /// Checkpoints the runtime writes in a whole budget: one per interval that ends strictly
+    /// before the budget does (the end writes the model instead).
+    pub fn checkpoint_ticks(&self) -> u64 {
+        let interval = self.checkpoint_interval.as_millis().max(1);
+        let wall = self.wall().as_millis();
+        u64::try_from(wall.div_ceil(interval).saturating_sub(1)).unwrap_or(u64::MAX)
     }
 
     /// Parses and checks a policy; the error names the offending field.
@@ -214,12 +235,30 @@ impl JobPolicy {
                 "hyper-parameters need names of 1..=64 characters and finite values",
             )?;
         }
+        let mut metrics = Vec::with_capacity(f.metrics.len());
         for m in &f.metrics {
-            check(
-                METRIC_NAMES.contains(&m.as_str()),
-                &format!("unknown metric {m:?} (known: {})", METRIC_NAMES.join(", ")),
-            )?;
+            let known: Vec<&str> = MetricName::ALL.iter().map(|m| m.as_str()).collect();
+            let name = MetricName::parse(m).ok_or_else(|| {
+                format!(
+                    "job policy: unknown metric {m:?} (known: {})",
+                    known.join(", ")
+                )
+            })?;
+            if !metrics.contains(&name) {
+                metrics.push(name);
+            }
         }
+        let wall_ms = f.wall_seconds.saturating_mul(1000);
+        let interval_ms = match f.checkpoint_interval_ms {
+            Some(ms) => ms,
+            None => (wall_ms / u64::from(f.report_steps)).max(MIN_CHECKPOINT_INTERVAL_MS),
+        };
+        check(
+            (MIN_CHECKPOINT_INTERVAL_MS..=wall_ms).contains(&interval_ms),
+            &format!(
+                "checkpoint_interval_ms must be {MIN_CHECKPOINT_INTERVAL_MS}..=wall_seconds × 1000"
+            ),
+        )?;
         let p = &f.predictions;
         let output = match p.output.as_str() {
             "label" => OutputPolicy::Label,
@@ -304,8 +343,9 @@ impl JobPolicy {
             max_steps: f.max_steps,
             wall_seconds: f.wall_seconds,
             report_steps: f.report_steps,
+            checkpoint_interval: Duration::from_millis(interval_ms),
             sealed_blob_mib: f.sealed_blob_mib,
-            metrics: f.metrics,
+            metrics,
             output,
             query_budget: p.query_budget,
             rate_per_second: p.rate_per_second,
@@ -341,6 +381,13 @@ rate_per_second = 10
         assert_eq!(p.hyper, vec![("lr".to_string(), 0.01)]);
         assert_eq!(p.report_steps, 10);
         assert_eq!(p.max_batch, 256);
+        // The default grid: one checkpoint per reporting step, none at the end.
+        assert_eq!(p.checkpoint_interval, Duration::from_secs(6));
+        assert_eq!(p.checkpoint_ticks(), 9);
+        let q =
+            JobPolicy::parse(&GOOD.replace("seed = 7", "seed = 7\ncheckpoint_interval_ms = 7000"))
+                .unwrap();
+        assert_eq!(q.checkpoint_ticks(), 8);
         assert_eq!(p.distributed, None);
         let d = JobPolicy::parse(&format!(
             "{GOOD}[distributed]\nworkers = 4\nbackups = 1\nstep_interval_ms = 5\n"
@@ -390,6 +437,16 @@ rate_per_second = 10
             ("output = \"top-k\"", "output = \"raw\"", "unknown output"),
             ("top_k = 2", "", "needs top_k"),
             ("seed = 7", "seed = 7\nsurprise = 1", "surprise"),
+            (
+                "seed = 7",
+                "seed = 7\ncheckpoint_interval_ms = 99",
+                "checkpoint_interval_ms",
+            ),
+            (
+                "seed = 7",
+                "seed = 7\ncheckpoint_interval_ms = 60001",
+                "checkpoint_interval_ms",
+            ),
             (
                 "rate_per_second = 10",
                 "rate_per_second = 0",

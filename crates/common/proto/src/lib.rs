@@ -16,6 +16,9 @@ pub mod enclave {
 /// The job policy (TOML) an owner sends with a job.
 pub mod job;
 
+/// Job phases, failure codes and metric names, shared by every side.
+pub mod vocab;
+
 /// The host's API.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod host {

@@ -44,6 +44,7 @@ impl crate::engine::Engine {
     /// Charges a call of `cost` operations whose output is `tracked` (part of a graph):
     /// `ResourceExhausted` over either limit, before anything runs.
     pub(crate) fn charge(&mut self, cost: u64, tracked: bool) -> Result<()> {
+        self.check_deadline()?;
         if cost > self.cost_limits.per_call {
             return Err(EngineError::ResourceExhausted);
         }
@@ -56,6 +57,23 @@ impl crate::engine::Engine {
             self.graph_flops = graph;
         }
         Ok(())
+    }
+
+    /// `BudgetExhausted` once the engine's deadline has passed.
+    pub(crate) fn check_deadline(&self) -> Result<()> {
+        match self.deadline {
+            Some(d) if std::time::Instant::now() >= d => Err(EngineError::BudgetExhausted),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes every compute-heavy call (the charged ones, `backward`, optimizer steps) fail with
+    /// `BudgetExhausted` from `deadline` on. The runtime sets it to the end of a job's budget:
+    /// the guest is interrupted there too, and a native call that started before it runs at
+    /// most [`CostLimits::per_call`] past it — after which the trainer can start no other.
+    pub fn with_deadline(mut self, deadline: std::time::Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// Replaces the default [`CostLimits`].

@@ -103,6 +103,9 @@ pub struct Engine {
     recorded: bool,
     /// For a worker of a distributed job: where optimizer steps go.
     pub(crate) exchange: Option<Box<dyn crate::GradientExchange>>,
+    /// Once this instant passes, every charged call, `backward` and optimizer step fails (see
+    /// [`Engine::with_deadline`]).
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -196,6 +199,7 @@ impl Engine {
             graph_flops: 0,
             recorded: false,
             exchange: None,
+            deadline: None,
         }
     }
 
@@ -491,6 +495,7 @@ impl Engine {
     /// (a graph can be walked once; recompute the forward pass); `ResourceExhausted` if the
     /// gradients would not fit the memory budget.
     pub fn backward(&mut self, loss: TensorId) -> Result<()> {
+        self.check_deadline()?;
         let e = self.entry(loss)?;
         if e.value.numel() != 1 {
             return Err(EngineError::InvalidShape);

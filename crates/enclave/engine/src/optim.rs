@@ -225,6 +225,7 @@ impl Engine {
     /// gradients. Counts against the step budget: `BudgetExhausted` once `max_steps` steps
     /// were taken (nothing changes then). Released parameters are skipped.
     pub fn step(&mut self, optimizer: OptimizerId) -> Result<()> {
+        self.check_deadline()?;
         if !self.optimizers.contains_key(&optimizer.0) {
             return Err(EngineError::ResourceExhausted);
         }

@@ -106,3 +106,36 @@ fn a_released_forward_pass_gives_its_budget_back() {
     }
     assert_eq!(e.linear(h, w, None), Err(EngineError::ResourceExhausted));
 }
+
+#[test]
+fn after_the_deadline_no_compute_call_backward_or_step_runs() {
+    use chiron_engine::{LrConfig, Schedule, SgdConfig};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    let mut e = engine(1).with_deadline(deadline);
+    let a = e.from_data(&[8, 8], &values(64, 1, -1.0, 1.0)).unwrap();
+    let w = e
+        .parameter_from_data(&[8, 8], &values(64, 2, -1.0, 1.0))
+        .unwrap();
+    let lr = LrConfig {
+        base: 0.1,
+        schedule: Schedule::Constant,
+        warmup: 0,
+    };
+    let sgd = SgdConfig {
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: 0.0,
+    };
+    let opt = e.sgd(&[w], lr, sgd).unwrap();
+    let y = e.matmul(a, w).unwrap();
+    let loss = e.mean(y, None, false).unwrap();
+    e.backward(loss).unwrap();
+    e.step(opt).unwrap();
+    std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
+    let before = e.live();
+    assert_eq!(e.matmul(a, w), Err(EngineError::BudgetExhausted));
+    // Checked before anything else (this loss was walked already: `NotAllowed` otherwise).
+    assert_eq!(e.backward(loss), Err(EngineError::BudgetExhausted));
+    assert_eq!(e.step(opt), Err(EngineError::BudgetExhausted));
+    assert_eq!(e.live(), before);
+}

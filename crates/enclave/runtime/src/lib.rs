@@ -7,10 +7,12 @@
 //! What it guarantees (DESIGN §2, §4):
 //! - a trainer module is sealed to the enclave once registered; no call returns it;
 //! - a job trains in the sandbox on the owner's dataset, opened with the data key the owner
-//!   sent inside the RA-TLS session; the operator and the host see only fixed-format status
-//!   (`phase`, progress coarsened to the policy's reporting steps, a fixed failure code reported
-//!   only at the end of the declared wall-time budget);
-//! - checkpoints are sealed with the job id and a monotonic version in the associated data, so a
+//!   sent inside the RA-TLS session; what the operator and the host see of it is fixed by the
+//!   policy alone (`schedule`): checkpoints of one padded size on a fixed clock grid, in slots
+//!   named by the runtime's counter, progress as the share of the budget elapsed, and one end
+//!   at the declared budget with a model blob of the padded size and the phase `finished` —
+//!   whether the job succeeded, and why not, only the owner learns;
+//! - checkpoints are sealed with the job id and the grid tick in the associated data, so a
 //!   host that serves an older one is caught; a restarted enclave resumes from the newest;
 //! - the final model is sealed under a key derived from the owner's and the operator's shares:
 //!   neither party alone can decrypt it; predictions run in fresh sandbox instances and leave
@@ -18,17 +20,20 @@
 //!
 //! Module layout: `platform` (TEE identity, sealing key), `sealing` (AEAD for everything the
 //! enclave stores), `host_link` (the host's blob and status API), `records` (sealed job and
-//! module records), `training` (a job's run, checkpoints), `predict` (output shaping), `state`
+//! module records), `schedule` (a job's clock: grid and end), `training` (a job's run),
+//! `diagnostics` (the fixed stderr messages), `predict` (output shaping), `state`
 //! (modules, jobs, record writes), `service` (the gRPC services), `server` (RA-TLS listeners),
 //! `distributed` (parameter-server and worker roles of distributed jobs).
 
 #![forbid(unsafe_code)]
 
+pub mod diagnostics;
 pub mod distributed;
 pub mod host_link;
 pub mod platform;
 pub mod predict;
 pub mod records;
+pub mod schedule;
 pub mod sealing;
 pub mod server;
 pub mod service;

@@ -8,6 +8,7 @@
 //! | `checkpoints/ID` | sealing key + model key | kind, job id, version |
 //! | `models/ID` | model key (owner share + operator share) | kind, job id |
 
+use chiron_proto::vocab::{FailureCode, JobPhase, MetricName};
 use chiron_sandbox::{NamedTensor, SavedModel};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
@@ -21,11 +22,12 @@ pub const JOB_RECORD_BYTES: usize = 64 * 1024;
 /// Most owner-visible metric points a job record keeps (the latest ones).
 pub const MAX_RECORD_METRICS: usize = 512;
 
-/// One metric point the owner's policy lets the owner see.
+/// One metric point the owner's policy lets the owner see. Its value is always finite (the
+/// sandbox refuses any other), so every record serialises and parses.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricRecord {
-    /// The metric's fixed name.
-    pub name: String,
+    /// Which metric.
+    pub name: MetricName,
     /// Step it was reported at.
     pub step: u64,
     /// Its value.
@@ -57,16 +59,17 @@ pub struct JobRecord {
     pub record_shape: Vec<u32>,
     /// Classes of the dataset.
     pub classes: u32,
-    /// queued | training | sealing | ready | failed.
-    pub phase: String,
-    /// Progress in reporting steps.
+    /// The phase as the owner sees it (the operator sees only [`JobPhase::public`]).
+    pub phase: JobPhase,
+    /// Progress in reporting steps: the share of the wall budget elapsed, never the trainer's.
     pub coarse_step: u32,
-    /// Fixed failure code, for `failed`.
-    pub failure: String,
-    /// Epochs done at the newest checkpoint (0: none).
-    pub checkpoint_version: u32,
-    /// Wall-clock seconds of training spent before the newest checkpoint.
-    pub train_seconds_used: f64,
+    /// Why a `failed` job failed.
+    pub failure: Option<FailureCode>,
+    /// The runtime's checkpoint grid: ticks written so far (0: none). Also the checkpoint's
+    /// version in its associated data, and its slot's parity.
+    pub checkpoint_tick: u64,
+    /// Milliseconds of the wall budget spent at the newest checkpoint (its tick × interval).
+    pub budget_used_ms: u64,
     /// Prediction inputs answered so far.
     pub queries_used: u64,
     /// Metrics the owner may see.
@@ -100,6 +103,13 @@ pub fn job_blob(job_id: &str) -> String {
 /// Blob name of a job's checkpoint.
 pub fn checkpoint_blob(job_id: &str) -> String {
     format!("checkpoints/{job_id}")
+}
+
+/// Blob name of a job's checkpoint slot for grid tick `tick`: two alternating slots, so a crash
+/// between writing a checkpoint and the record that points to it never loses the previous one.
+/// The name follows the runtime's own counter, never the trainer's.
+pub fn checkpoint_slot(job_id: &str, tick: u64) -> String {
+    format!("{}/{}", checkpoint_blob(job_id), tick % 2)
 }
 
 /// Blob name of a job's model.
@@ -306,11 +316,11 @@ mod tests {
             operator_share: None,
             record_shape: vec![1, 8, 8],
             classes: 10,
-            phase: "queued".into(),
+            phase: JobPhase::Queued,
             coarse_step: 0,
-            failure: String::new(),
-            checkpoint_version: 0,
-            train_seconds_used: 0.0,
+            failure: None,
+            checkpoint_tick: 0,
+            budget_used_ms: 0,
             queries_used: 0,
             metrics: Vec::new(),
         }
@@ -324,7 +334,7 @@ mod tests {
         b.policy_toml = "x".repeat(5000);
         b.metrics = vec![
             MetricRecord {
-                name: "test-accuracy".into(),
+                name: MetricName::TestAccuracy,
                 step: 3,
                 value: 0.5
             };

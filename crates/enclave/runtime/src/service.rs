@@ -13,6 +13,7 @@ use chiron_proto::enclave::{
     SubmitJobReply, SubmitJobRequest,
 };
 use chiron_proto::job::{JobPolicy, OutputPolicy};
+use chiron_proto::vocab::JobPhase;
 use chiron_sandbox::{FailureCode, TensorData, run_predict};
 use chiron_seal::{DataKey, SealedDataset};
 use tonic::{Request, Response, Status};
@@ -58,9 +59,9 @@ impl Services {
     }
 }
 
-fn internal(e: crate::RuntimeError) -> Status {
-    // The text stays in the enclave's own log; the caller gets a fixed one.
-    eprintln!("chiron-enclave: {e}");
+fn internal(_e: crate::RuntimeError) -> Status {
+    // Neither the caller nor the host's copy of stderr gets the error's text.
+    crate::diagnostics::report(crate::diagnostics::Event::InternalError);
     Status::internal("internal error")
 }
 
@@ -70,13 +71,29 @@ fn hash32(bytes: &[u8], what: &str) -> Result<[u8; 32], Status> {
         .map_err(|_| Status::invalid_argument(format!("{what} must be 32 bytes")))
 }
 
-fn status_of(record: &JobRecord, policy: &JobPolicy) -> JobStatus {
+/// Who is asking for a job's status.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Viewer {
+    /// The job's owner: its outcome and failure code.
+    Owner,
+    /// The operator: the public phase only (an outcome can depend on the data).
+    Operator,
+}
+
+fn status_of(record: &JobRecord, policy: &JobPolicy, viewer: Viewer) -> JobStatus {
+    let (phase, failure) = match viewer {
+        Viewer::Owner => (
+            record.phase.as_str(),
+            record.failure.map_or("", |f| f.as_str()),
+        ),
+        Viewer::Operator => (record.phase.public().as_str(), ""),
+    };
     JobStatus {
         job_id: record.job_id.clone(),
-        phase: record.phase.clone(),
+        phase: phase.to_string(),
         coarse_step: record.coarse_step,
         coarse_steps: policy.report_steps,
-        failure: record.failure.clone(),
+        failure: failure.to_string(),
         trainer_digest: record.trainer_digest.clone(),
     }
 }
@@ -139,7 +156,7 @@ impl Operator for Services {
             let job = jobs
                 .get(&r.job_id)
                 .ok_or_else(|| Status::not_found("no such job"))?;
-            if job.record.operator_share.is_some() || job.record.phase != "queued" {
+            if job.record.operator_share.is_some() || job.record.phase != JobPhase::Queued {
                 return Err(Status::failed_precondition(
                     "the share was already released",
                 ));
@@ -162,7 +179,7 @@ impl Operator for Services {
                 // win (the model key would change under a running job).
                 if rec.operator_share.is_none() {
                     rec.operator_share = Some(share);
-                    rec.phase = "training".into();
+                    rec.phase = JobPhase::Training;
                 }
             })
             .await
@@ -197,7 +214,7 @@ impl Operator for Services {
             if let Ok(Some(m)) = self.runtime.module(&record.trainer_digest).await
                 && same_hash(&token_hash, &m.operator_token_hash)
             {
-                jobs.push(status_of(&record, &policy));
+                jobs.push(status_of(&record, &policy, Viewer::Operator));
             }
         }
         jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
@@ -278,11 +295,11 @@ impl Owner for Services {
             operator_share: None,
             record_shape: schema.shape.clone(),
             classes: schema.classes,
-            phase: "queued".into(),
+            phase: JobPhase::Queued,
             coarse_step: 0,
-            failure: String::new(),
-            checkpoint_version: 0,
-            train_seconds_used: 0.0,
+            failure: None,
+            checkpoint_tick: 0,
+            budget_used_ms: 0,
             queries_used: 0,
             metrics: Vec::new(),
         };
@@ -305,13 +322,13 @@ impl Owner for Services {
             .metrics
             .iter()
             .map(|m| Metric {
-                name: m.name.clone(),
+                name: m.name.as_str().to_string(),
                 step: m.step,
                 value: m.value,
             })
             .collect();
         Ok(Response::new(JobStatusReply {
-            status: Some(status_of(&record, &policy)),
+            status: Some(status_of(&record, &policy, Viewer::Owner)),
             metrics,
         }))
     }
@@ -322,7 +339,7 @@ impl Owner for Services {
     ) -> Result<Response<PredictReply>, Status> {
         let r = request.into_inner();
         let (record, policy) = owned_job(&self.runtime, &r.job_id, &r.owner_token).await?;
-        if record.phase != "ready" {
+        if record.phase != JobPhase::Ready {
             return Err(Status::failed_precondition("the job has no trained model"));
         }
         let count = r.count as usize;
@@ -456,7 +473,12 @@ impl Services {
         let padded = sealer
             .open(&associated_data("model", &record.job_id, 0), &sealed)
             .map_err(internal)?;
-        let bytes = sealing::unpad(&padded).map_err(internal)?;
+        let payload = sealing::unpad(&padded).map_err(internal)?;
+        // A ready job's blob holds a model; the dummy of a failed job never gets here.
+        let bytes = training::unframe(payload)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Status::internal("internal error"))?;
         let model = Arc::new(records::model_from_bytes(bytes).map_err(internal)?);
         if let Ok(mut jobs) = self.runtime.jobs.lock()
             && let Some(j) = jobs.get_mut(&record.job_id)

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use chiron_proto::host::StatusRecord;
 use chiron_proto::job::JobPolicy;
+use chiron_proto::vocab::JobPhase;
 use chiron_sandbox::{Sandbox, SavedModel, TrainerModule};
 use ring::digest::{SHA256, digest};
 use zeroize::Zeroizing;
@@ -250,15 +251,15 @@ impl Runtime {
             .await
     }
 
-    /// Reports a job's fixed-format status record to the host.
+    /// Reports a job's fixed-format status record to the host: its public phase (never its
+    /// outcome) and its progress on the job's clock.
     pub async fn report(&self, record: &JobRecord, report_steps: u32) -> Result<(), RuntimeError> {
         self.host
             .report(StatusRecord {
                 job_id: record.job_id.clone(),
-                phase: record.phase.clone(),
+                phase: record.phase.public().as_str().to_string(),
                 coarse_step: record.coarse_step,
                 coarse_steps: report_steps,
-                failure: record.failure.clone(),
             })
             .await
     }
@@ -271,17 +272,15 @@ impl Runtime {
             let Some(sealed) = self.host.get(&name).await? else {
                 continue;
             };
-            let record = match records::open_job(&self.sealing_key, &name, &sealed) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("chiron-enclave: skipping {name}: {e}");
-                    continue;
-                }
-            };
-            let Ok(policy) = JobPolicy::parse(&record.policy_toml) else {
+            let Ok(record) = records::open_job(&self.sealing_key, &name, &sealed) else {
+                crate::diagnostics::report(crate::diagnostics::Event::RecordSkipped);
                 continue;
             };
-            if matches!(record.phase.as_str(), "training" | "sealing") {
+            let Ok(policy) = JobPolicy::parse(&record.policy_toml) else {
+                crate::diagnostics::report(crate::diagnostics::Event::RecordSkipped);
+                continue;
+            };
+            if record.phase == JobPhase::Training {
                 resume.push(record.job_id.clone());
             }
             self.insert_job(record, policy);

@@ -1,49 +1,54 @@
-//! One job's training run: dataset unsealed into enclave memory, trainer in the sandbox, sealed
-//! checkpoints at every epoch the trainer offers, the final model sealed under the two-share
-//! model key. Runs on a blocking thread; talks to the host through the async runtime's handle.
+//! One job's training run: dataset unsealed into enclave memory, trainer in the sandbox on its
+//! own thread, and the job's clock ([`crate::schedule`]) deciding everything that leaves.
 //!
-//! What leaves, and when, is fixed by the job policy, not by the trainer: progress only as
-//! `step k of report_steps` (epochs done of epochs declared) at checkpoints; a trainer's failure
-//! only as the one code [`TRAINER_FAILED`], reported at the end of the declared wall-time budget
-//! at the last reporting step, however early and however it happened.
+//! The trainer only *offers*: `model.checkpoint` hands the runtime a state that the next grid
+//! tick seals and writes (a dummy of the same size when nothing was offered); `model.save`
+//! leaves a model that is sealed and written when the wall budget ends, at the same instant
+//! and the same size as the dummy a failed job gets. The operator and the host see the same
+//! sequence of blobs, sizes, names and status reports, at the same times, whatever the trainer
+//! did with the data; only the owner learns whether the job succeeded.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chiron_engine::{Engine, EngineConfig, SealedRecords};
 use chiron_proto::job::JobPolicy;
+use chiron_proto::vocab::{FailureCode, JobPhase, MetricName};
 use chiron_sandbox::{
-    CheckpointSink, CheckpointSinkError, Checkpointing, MetricPoint, TrainCheckpoint, TrainConfig,
-    run_train_with,
+    CheckpointSink, CheckpointSinkError, Checkpointing, MetricPoint, SavedModel, TrainCheckpoint,
+    TrainConfig, run_train_with,
 };
 use chiron_seal::{DataKey, SealedDataset};
 use tokio::runtime::Handle;
 use zeroize::Zeroizing;
 
+use crate::diagnostics::{self, Event};
 use crate::records::{self, JobRecord, MAX_RECORD_METRICS, MetricRecord};
+use crate::schedule::{Offer, Offers, Schedule, sleep_until};
 use crate::sealing::{self, associated_data};
 use crate::state::Runtime;
 
-/// The name of a metric on the wire and in policies.
-pub fn metric_name(m: chiron_sandbox::Metric) -> &'static str {
+/// The name of a sandbox metric in the shared vocabulary.
+pub fn metric_name(m: chiron_sandbox::Metric) -> MetricName {
     use chiron_sandbox::Metric::*;
     match m {
-        TrainLoss => "train-loss",
-        TrainAccuracy => "train-accuracy",
-        TestLoss => "test-loss",
-        TestAccuracy => "test-accuracy",
-        LearningRate => "learning-rate",
+        TrainLoss => MetricName::TrainLoss,
+        TrainAccuracy => MetricName::TrainAccuracy,
+        TestLoss => MetricName::TestLoss,
+        TestAccuracy => MetricName::TestAccuracy,
+        LearningRate => MetricName::LearningRate,
     }
 }
 
-/// The metrics the owner's policy lets it see, the latest [`MAX_RECORD_METRICS`].
+/// The metrics the owner's policy lets the owner see, the latest [`MAX_RECORD_METRICS`].
+/// Non-finite values never get here (the sandbox ends a run that reports one); they are
+/// dropped all the same, so a record always serialises.
 pub fn owner_metrics(policy: &JobPolicy, points: &[MetricPoint]) -> Vec<MetricRecord> {
     let allowed: Vec<MetricRecord> = points
         .iter()
-        .filter(|p| policy.metrics.iter().any(|m| m == metric_name(p.metric)))
+        .filter(|p| p.value.is_finite() && policy.metrics.contains(&metric_name(p.metric)))
         .map(|p| MetricRecord {
-            name: metric_name(p.metric).to_string(),
+            name: metric_name(p.metric),
             step: p.step,
             value: p.value,
         })
@@ -52,141 +57,165 @@ pub fn owner_metrics(policy: &JobPolicy, points: &[MetricPoint]) -> Vec<MetricRe
     allowed.into_iter().skip(skip).collect()
 }
 
-/// Epochs done as a reporting step `0..report_steps` (the last one is reserved for the end).
-/// Progress counts declared epochs, not steps, so it does not depend on how a trainer batches.
-pub fn coarse(epochs_done: u32, epochs: u32, report_steps: u32) -> u32 {
-    let k = u64::from(epochs_done) * u64::from(report_steps) / u64::from(epochs.max(1));
-    u32::try_from(k)
-        .unwrap_or(u32::MAX)
-        .min(report_steps.saturating_sub(1))
+/// What a trainer that ended in time leaves: its model as bytes ready to seal, and the
+/// owner's metrics.
+pub struct Trained {
+    /// [`records::model_to_bytes`] of the saved model (it fits the policy's sealed size).
+    pub model: Zeroizing<Vec<u8>>,
+    /// The owner-visible metrics at the end.
+    pub metrics: Vec<MetricRecord>,
 }
 
-/// Blob name of a checkpoint version: two alternating slots, so a crash between writing a
-/// checkpoint and the record that points to it never loses the previous one.
-pub fn checkpoint_slot(job_id: &str, version: u32) -> String {
-    format!("{}/{}", records::checkpoint_blob(job_id), version % 2)
+/// How a training run ended: a model, or the one fixed code the owner will see.
+pub type RunResult = Result<Trained, FailureCode>;
+
+/// First byte of a sealed checkpoint's or model's payload: whether a real state follows or it
+/// is the runtime's dummy (the two have the same padded size).
+const DUMMY: u8 = 0;
+const STATE: u8 = 1;
+
+/// `state` (or the dummy) framed for sealing or sending.
+pub fn frame(state: Option<&[u8]>) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(1 + state.map_or(0, <[u8]>::len)));
+    match state {
+        Some(s) => {
+            out.push(STATE);
+            out.extend_from_slice(s);
+        }
+        None => out.push(DUMMY),
+    }
+    out
 }
 
-/// Why a checkpoint was not stored.
-#[derive(Debug)]
-pub enum StoreError {
-    /// It did not fit the policy's sealed blob size (the trainer's doing).
-    Oversized,
-    /// The runtime's own failure (host unreachable, ...).
-    Runtime(crate::RuntimeError),
+/// A payload that is neither a framed state nor the dummy.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MalformedFrame;
+
+/// The state inside a framed payload (`None` for the dummy).
+pub fn unframe(payload: &[u8]) -> Result<Option<&[u8]>, MalformedFrame> {
+    match payload.split_first() {
+        Some((&STATE, rest)) => Ok(Some(rest)),
+        Some((&DUMMY, [])) => Ok(None),
+        _ => Err(MalformedFrame),
+    }
 }
 
-/// Seals `payload` (padded to the policy's blob size) as job `job_id`'s checkpoint `version`,
-/// then points the job record at it, with the progress and owner metrics of that moment.
-pub async fn store_checkpoint(
+/// The largest state an offer or a model may have under `policy` (its padded size less the
+/// padding's length field and the frame byte).
+pub fn max_state_bytes(policy: &JobPolicy) -> usize {
+    policy.sealed_blob_bytes().saturating_sub(8 + 1)
+}
+
+/// `model` as a [`Trained`] result, if it fits the policy's sealed size.
+pub fn trained(policy: &JobPolicy, model: &SavedModel, metrics: Vec<MetricRecord>) -> RunResult {
+    let bytes = records::model_to_bytes(model);
+    if bytes.len() > max_state_bytes(policy) {
+        return Err(FailureCode::TrainerFailed);
+    }
+    Ok(Trained {
+        model: bytes,
+        metrics,
+    })
+}
+
+/// Writes grid tick `tick` of job `job_id`: the offered state (or the dummy) sealed and padded
+/// into the tick's slot, then the record (pointing at it) and the public status.
+async fn write_checkpoint(
     runtime: &Runtime,
     job_id: &str,
     policy: &JobPolicy,
-    version: u32,
-    payload: &[u8],
-    metrics: &[MetricPoint],
-    train_seconds_used: f64,
-) -> Result<(), StoreError> {
+    schedule: &Schedule,
+    tick: u64,
+    offer: Option<Offer>,
+) -> Result<(), crate::RuntimeError> {
+    let no_key = || crate::RuntimeError::Record("no model key".into());
     let record = runtime
         .jobs
         .lock()
         .ok()
         .and_then(|j| j.get(job_id).map(|j| j.record.clone()))
-        .ok_or(StoreError::Runtime(crate::RuntimeError::Record(
-            "no such job".into(),
-        )))?;
-    let sealer = records::checkpoint_sealer(runtime.sealing_key(), &record).ok_or(
-        StoreError::Runtime(crate::RuntimeError::Record("no model key".into())),
-    )?;
-    // Fixed size: the host must not learn the model's size or how much the trainer reported.
-    let padded =
-        sealing::pad(payload, policy.sealed_blob_bytes()).map_err(|_| StoreError::Oversized)?;
-    let ad = associated_data("checkpoint", job_id, u64::from(version));
-    let sealed = sealer.seal(&ad, &padded).map_err(StoreError::Runtime)?;
-    let coarse_step = coarse(version, policy.epochs, policy.report_steps);
-    let metrics = owner_metrics(policy, metrics);
+        .ok_or_else(|| crate::RuntimeError::Record("no such job".into()))?;
+    let sealer = records::checkpoint_sealer(runtime.sealing_key(), &record).ok_or_else(no_key)?;
+    let payload = frame(offer.as_ref().map(|o| o.payload.as_slice()));
+    let padded = sealing::pad(&payload, policy.sealed_blob_bytes())?;
+    let sealed = sealer.seal(&associated_data("checkpoint", job_id, tick), &padded)?;
     runtime
         .host
-        .put(&checkpoint_slot(job_id, version), &sealed)
-        .await
-        .map_err(StoreError::Runtime)?;
+        .put(&records::checkpoint_slot(job_id, tick), &sealed)
+        .await?;
+    let used_ms = u64::try_from(schedule.tick_offset(tick).as_millis()).unwrap_or(u64::MAX);
+    let coarse_step = schedule.coarse_step(tick);
     runtime
         .update_and_report(job_id, |r| {
-            r.checkpoint_version = version;
+            r.checkpoint_tick = tick;
+            r.budget_used_ms = used_ms;
             r.coarse_step = coarse_step;
-            r.train_seconds_used = train_seconds_used;
-            r.metrics = metrics;
+            if let Some(o) = offer {
+                r.metrics = o.metrics;
+            }
         })
-        .await
-        .map_err(StoreError::Runtime)?;
+        .await?;
     Ok(())
 }
 
-/// The job's checkpoint `version`, opened (the padded payload's contents).
+/// The state in the job's newest checkpoint (`None`: the dummy, or no checkpoint yet).
 pub async fn load_checkpoint(
     runtime: &Runtime,
     record: &JobRecord,
-) -> Result<Zeroizing<Vec<u8>>, String> {
-    let version = record.checkpoint_version;
-    let sealer = records::checkpoint_sealer(runtime.sealing_key(), record).ok_or("internal")?;
+) -> Result<Option<Zeroizing<Vec<u8>>>, FailureCode> {
+    let tick = record.checkpoint_tick;
+    if tick == 0 {
+        return Ok(None);
+    }
+    let sealer =
+        records::checkpoint_sealer(runtime.sealing_key(), record).ok_or(FailureCode::Internal)?;
     let sealed = runtime
         .host
-        .get(&checkpoint_slot(&record.job_id, version))
+        .get(&records::checkpoint_slot(&record.job_id, tick))
         .await
-        .map_err(|e| fail_code(&e).to_string())?
-        .ok_or("checkpoint-rejected")?;
-    let ad = associated_data("checkpoint", &record.job_id, u64::from(version));
+        .map_err(|e| fail_code(&e))?
+        .ok_or(FailureCode::CheckpointRejected)?;
     let padded = sealer
-        .open(&ad, &sealed)
-        .map_err(|e| fail_code(&e).to_string())?;
-    let bytes = sealing::unpad(&padded).map_err(|_| "checkpoint-rejected")?;
-    Ok(Zeroizing::new(bytes.to_vec()))
+        .open(
+            &associated_data("checkpoint", &record.job_id, tick),
+            &sealed,
+        )
+        .map_err(|e| fail_code(&e))?;
+    let payload = sealing::unpad(&padded).map_err(|_| FailureCode::CheckpointRejected)?;
+    let state = unframe(payload).map_err(|_| FailureCode::CheckpointRejected)?;
+    Ok(state.map(|s| Zeroizing::new(s.to_vec())))
 }
 
-struct Sink {
-    runtime: Arc<Runtime>,
-    handle: Handle,
-    job_id: String,
+/// Takes the trainer's `model.checkpoint` calls as offers for the grid.
+struct OfferSink {
+    offers: Arc<Offers>,
     policy: JobPolicy,
-    started: Instant,
-    used_before: f64,
-    /// Set when a checkpoint did not fit the policy's sealed size (the trainer's doing).
-    oversized: Arc<AtomicBool>,
 }
 
-impl CheckpointSink for Sink {
+impl CheckpointSink for OfferSink {
     fn store(&mut self, checkpoint: &TrainCheckpoint) -> Result<(), CheckpointSinkError> {
-        let bytes = Zeroizing::new(checkpoint.to_bytes());
-        let used = self.used_before + self.started.elapsed().as_secs_f64();
-        let stored = self.handle.block_on(store_checkpoint(
-            &self.runtime,
-            &self.job_id,
-            &self.policy,
-            checkpoint.epochs_done,
-            &bytes,
-            &checkpoint.metrics,
-            used,
-        ));
-        if let Err(StoreError::Oversized) = stored {
-            self.oversized.store(true, Ordering::Relaxed);
+        let payload = Zeroizing::new(checkpoint.to_bytes());
+        if payload.len() > max_state_bytes(&self.policy) {
+            return Err(CheckpointSinkError);
         }
-        stored.map_err(|_| CheckpointSinkError)
+        self.offers.offer(Offer {
+            payload,
+            metrics: owner_metrics(&self.policy, &checkpoint.metrics),
+        });
+        Ok(())
     }
 }
 
-/// The one failure code of every trainer-caused failure (trap, timeout, memory, budget, an
-/// error it returned, no model saved).
-pub const TRAINER_FAILED: &str = "trainer-failed";
-
-/// Why a run ended without a model: a fixed code.
-pub(crate) fn fail_code(e: &crate::RuntimeError) -> &'static str {
+/// The fixed code of a runtime error.
+pub(crate) fn fail_code(e: &crate::RuntimeError) -> FailureCode {
     match e {
-        crate::RuntimeError::Unseal(_) => "checkpoint-rejected",
-        _ => "internal",
+        crate::RuntimeError::Unseal(_) => FailureCode::CheckpointRejected,
+        _ => FailureCode::Internal,
     }
 }
 
-/// Runs (or resumes) job `job_id` to its end, on the calling (blocking) thread.
+/// Runs (or resumes) job `job_id` to the end of its budget, on the calling (blocking) thread:
+/// the trainer on a thread of its own, the grid and the end on this one.
 pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
     let Some((record, policy)) = runtime.jobs.lock().ok().and_then(|jobs| {
         jobs.get(&job_id)
@@ -194,30 +223,73 @@ pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
     }) else {
         return;
     };
-    let started = Instant::now();
-    let result = train(&runtime, &handle, &record, &policy, started);
-    let (phase, failure) = match result {
-        Ok(()) => ("ready", String::new()),
+    let schedule = Schedule::new(&policy, Duration::from_millis(record.budget_used_ms));
+    let outcome: Arc<Mutex<Option<RunResult>>> = Arc::default();
+    let offers = match handle.block_on(load_checkpoint(&runtime, &record)) {
+        Ok(state) => {
+            let initial = state.map(|payload| Offer {
+                payload,
+                metrics: record.metrics.clone(),
+            });
+            let resume = initial.as_ref().map(|o| o.payload.clone());
+            let offers = Arc::new(Offers::new(initial));
+            let run = TrainerRun {
+                runtime: runtime.clone(),
+                handle: handle.clone(),
+                record: record.clone(),
+                policy: policy.clone(),
+                resume,
+                offers: offers.clone(),
+                deadline: schedule.trainer_deadline(),
+            };
+            let slot = outcome.clone();
+            let spawned = std::thread::Builder::new()
+                .name("chiron-trainer".into())
+                .spawn(move || {
+                    let result = run.train();
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(result);
+                    }
+                });
+            if spawned.is_err() {
+                set(&outcome, Err(FailureCode::Internal));
+            }
+            offers
+        }
         Err(code) => {
-            // Fixed time: a failure is reported only when the declared budget is over.
-            let spent = record.train_seconds_used + started.elapsed().as_secs_f64();
-            let left = (policy.wall_seconds as f64 - spent).max(0.0);
-            std::thread::sleep(Duration::from_secs_f64(left));
-            ("failed", code)
+            set(&outcome, Err(code));
+            Arc::new(Offers::default())
         }
     };
-    let rt = runtime.clone();
-    let report_steps = policy.report_steps;
-    let id = job_id.clone();
-    let _ = handle.block_on(async move {
-        rt.update_and_report(&id, |r| {
-            r.phase = phase.to_string();
-            r.failure = failure;
-            r.coarse_step = report_steps;
-        })
-        .await?;
-        Ok::<(), crate::RuntimeError>(())
-    });
+
+    for tick in record.checkpoint_tick + 1..=schedule.ticks() {
+        sleep_until(schedule.tick_time(tick));
+        let written = handle.block_on(write_checkpoint(
+            &runtime,
+            &job_id,
+            &policy,
+            &schedule,
+            tick,
+            offers.latest(),
+        ));
+        if written.is_err() {
+            diagnostics::report(Event::CheckpointNotWritten);
+        }
+    }
+
+    sleep_until(schedule.end());
+    // Whatever has not ended by now failed; its thread stops at the deadline it was given.
+    let result = outcome
+        .lock()
+        .ok()
+        .and_then(|mut o| o.take())
+        .unwrap_or(Err(FailureCode::TrainerFailed));
+    if handle
+        .block_on(finish(&runtime, &record, &policy, result))
+        .is_err()
+    {
+        diagnostics::report(Event::JobNotFinished);
+    }
     if let Ok(mut jobs) = runtime.jobs.lock()
         && let Some(j) = jobs.get_mut(&job_id)
     {
@@ -225,21 +297,65 @@ pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
     }
 }
 
-/// The sealed dataset `blob`, opened with `data_key` and loaded into enclave memory; `Err`
-/// carries the fixed failure code.
+fn set(slot: &Mutex<Option<RunResult>>, result: RunResult) {
+    if let Ok(mut s) = slot.lock() {
+        *s = Some(result);
+    }
+}
+
+/// The end of a job's budget: its model, or a dummy of the same padded size, sealed under the
+/// model key and written; then the record's final phase and the public `finished` status.
+async fn finish(
+    runtime: &Runtime,
+    record: &JobRecord,
+    policy: &JobPolicy,
+    result: RunResult,
+) -> Result<(), crate::RuntimeError> {
+    let sealer = records::model_sealer(record)
+        .ok_or_else(|| crate::RuntimeError::Record("no model key".into()))?;
+    let (payload, phase, failure, metrics) = match &result {
+        Ok(t) => (
+            frame(Some(t.model.as_slice())),
+            JobPhase::Ready,
+            None,
+            Some(t.metrics.clone()),
+        ),
+        Err(code) => (frame(None), JobPhase::Failed, Some(*code), None),
+    };
+    let padded = sealing::pad(&payload, policy.sealed_blob_bytes())?;
+    let sealed = sealer.seal(&associated_data("model", &record.job_id, 0), &padded)?;
+    runtime
+        .host
+        .put(&records::model_blob(&record.job_id), &sealed)
+        .await?;
+    let report_steps = policy.report_steps;
+    runtime
+        .update_and_report(&record.job_id, |r| {
+            r.phase = phase;
+            r.failure = failure;
+            r.coarse_step = report_steps;
+            if let Some(m) = metrics {
+                r.metrics = m;
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// The sealed dataset `blob`, opened with `data_key` and loaded into enclave memory.
 pub(crate) fn load_records(
     runtime: &Runtime,
     handle: &Handle,
     blob: &str,
     data_key: &[u8; 32],
-) -> Result<SealedRecords, String> {
+) -> Result<SealedRecords, FailureCode> {
     let bytes = handle
         .block_on(runtime.host.get(blob))
-        .map_err(|e| fail_code(&e).to_string())?
-        .ok_or("dataset-missing")?;
+        .map_err(|e| fail_code(&e))?
+        .ok_or(FailureCode::DatasetMissing)?;
     let dataset = SealedDataset::open_with_data_key(bytes, &DataKey::from_bytes(*data_key))
-        .map_err(|_| "dataset-rejected")?;
-    Ok(SealedRecords::preload(&dataset).map_err(|_| "dataset-rejected")?)
+        .map_err(|_| FailureCode::DatasetRejected)?;
+    SealedRecords::preload(&dataset).map_err(|_| FailureCode::DatasetRejected)
 }
 
 /// A training engine with the job's seed and budgets (data and exchange attached by the
@@ -263,106 +379,97 @@ pub(crate) fn train_config(policy: &JobPolicy, wall_budget: Duration) -> TrainCo
     }
 }
 
-/// The run itself; `Err` carries the fixed failure code.
-fn train(
-    runtime: &Arc<Runtime>,
-    handle: &Handle,
-    record: &JobRecord,
-    policy: &JobPolicy,
-    started: Instant,
-) -> Result<(), String> {
-    if let Some(distributed) = policy.distributed {
-        return crate::distributed::coordinator::train(
-            runtime,
-            handle,
-            record,
-            policy,
-            distributed,
-        );
-    }
-    let internal = |e: crate::RuntimeError| fail_code(&e).to_string();
-    let module = handle
-        .block_on(runtime.module(&record.trainer_digest))
-        .map_err(internal)?
-        .ok_or("internal")?;
-    let records = Arc::new(load_records(
-        runtime,
-        handle,
-        &record.dataset_blob,
-        &record.data_key,
-    )?);
-
-    let resume_from = if record.checkpoint_version > 0 {
-        let bytes = handle.block_on(load_checkpoint(runtime, record))?;
-        Some(TrainCheckpoint::from_bytes(&bytes).map_err(|_| "checkpoint-rejected")?)
-    } else {
-        None
-    };
-
-    let engine = job_engine(runtime, policy).with_data(records);
-    let wall_left = (policy.wall_seconds as f64 - record.train_seconds_used).max(0.0);
-    let oversized = Arc::new(AtomicBool::new(false));
-    let sink = Sink {
-        oversized: oversized.clone(),
-        runtime: runtime.clone(),
-        handle: handle.clone(),
-        job_id: record.job_id.clone(),
-        policy: policy.clone(),
-        started,
-        used_before: record.train_seconds_used,
-    };
-    let outcome = run_train_with(
-        &module.module,
-        engine,
-        &train_config(policy, Duration::from_secs_f64(wall_left)),
-        Checkpointing {
-            resume_from,
-            sink: Some(Box::new(sink)),
-        },
-    )
-    .map_err(|code| match code {
-        // The runtime's own failure, not the trainer's (unless the trainer's checkpoint was
-        // larger than the policy allows).
-        chiron_sandbox::FailureCode::Internal if !oversized.load(Ordering::Relaxed) => {
-            "internal".to_string()
-        }
-        // Every way a trainer can fail looks the same from outside: which one it was could
-        // depend on the data.
-        _ => TRAINER_FAILED.to_string(),
-    })?;
-    let model = outcome.model.ok_or(TRAINER_FAILED)?;
-    let metrics = owner_metrics(policy, &outcome.metrics);
-    seal_model(runtime, handle, record, policy, &model, metrics)
+/// Everything the trainer's thread needs.
+struct TrainerRun {
+    runtime: Arc<Runtime>,
+    handle: Handle,
+    record: JobRecord,
+    policy: JobPolicy,
+    /// The state of the checkpoint the job resumes from.
+    resume: Option<Zeroizing<Vec<u8>>>,
+    offers: Arc<Offers>,
+    /// When the guest and the engine must stop.
+    deadline: Instant,
 }
 
-/// Seals the final model under the two-share key and moves the job to `sealing`; only then
-/// is it ready.
-pub fn seal_model(
-    runtime: &Arc<Runtime>,
-    handle: &Handle,
-    record: &JobRecord,
-    policy: &JobPolicy,
-    model: &chiron_sandbox::SavedModel,
-    metrics: Vec<MetricRecord>,
-) -> Result<(), String> {
-    let internal = |e: crate::RuntimeError| fail_code(&e).to_string();
-    let model_sealer = records::model_sealer(record).ok_or("internal")?;
-    let padded = sealing::pad(&records::model_to_bytes(model), policy.sealed_blob_bytes())
-        .map_err(|_| TRAINER_FAILED)?;
-    let sealed = model_sealer
-        .seal(&associated_data("model", &record.job_id, 0), &padded)
-        .map_err(internal)?;
-    let rt = runtime.clone();
-    let id = record.job_id.clone();
-    handle
-        .block_on(async move {
-            rt.update_and_report(&id, |r| {
-                r.phase = "sealing".into();
-                r.metrics = metrics;
-            })
-            .await?;
-            rt.host.put(&records::model_blob(&id), &sealed).await
-        })
-        .map_err(internal)?;
-    Ok(())
+impl TrainerRun {
+    /// The run itself, ending by `deadline`.
+    fn train(self) -> RunResult {
+        if let Some(distributed) = self.policy.distributed {
+            return crate::distributed::coordinator::train(
+                &self.runtime,
+                &self.handle,
+                &self.record,
+                &self.policy,
+                distributed,
+                crate::distributed::coordinator::Run {
+                    resume: self.resume,
+                    offers: self.offers,
+                    deadline: self.deadline,
+                },
+            );
+        }
+        let module = self
+            .handle
+            .block_on(self.runtime.module(&self.record.trainer_digest))
+            .map_err(|e| fail_code(&e))?
+            .ok_or(FailureCode::Internal)?;
+        let records = Arc::new(load_records(
+            &self.runtime,
+            &self.handle,
+            &self.record.dataset_blob,
+            &self.record.data_key,
+        )?);
+        let resume_from = match &self.resume {
+            Some(bytes) => Some(
+                TrainCheckpoint::from_bytes(bytes).map_err(|_| FailureCode::CheckpointRejected)?,
+            ),
+            None => None,
+        };
+        let engine = job_engine(&self.runtime, &self.policy)
+            .with_data(records)
+            .with_deadline(self.deadline);
+        let wall = self.deadline.saturating_duration_since(Instant::now());
+        let outcome = run_train_with(
+            &module.module,
+            engine,
+            &train_config(&self.policy, wall),
+            Checkpointing {
+                resume_from,
+                sink: Some(Box::new(OfferSink {
+                    offers: self.offers.clone(),
+                    policy: self.policy.clone(),
+                })),
+            },
+        )
+        .map_err(|code| match code {
+            // The runtime's own failure, not the trainer's.
+            chiron_sandbox::FailureCode::Internal => FailureCode::Internal,
+            // Every way a trainer can fail looks the same: which one it was could depend on
+            // the data.
+            _ => FailureCode::TrainerFailed,
+        })?;
+        let model = outcome.model.ok_or(FailureCode::TrainerFailed)?;
+        let metrics = owner_metrics(&self.policy, &outcome.metrics);
+        trained(&self.policy, &model, metrics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn frames_tell_state_from_dummy_and_refuse_anything_else() {
+        assert_eq!(
+            unframe(&frame(Some(&b"abc"[..]))).unwrap(),
+            Some(&b"abc"[..])
+        );
+        assert_eq!(unframe(&frame(Some(&b""[..]))).unwrap(), Some(&b""[..]));
+        assert_eq!(unframe(&frame(None)).unwrap(), None);
+        for bad in [&[][..], &[0, 1][..], &[2, 1][..]] {
+            assert!(unframe(bad).is_err());
+        }
+    }
 }

@@ -29,7 +29,7 @@ async fn run(data: &chiron_data::Dataset) -> (f64, Shapes, Shapes) {
     let cluster = Cluster::start(2).await;
     let s = &cluster.service;
     let digest = s.register(fixture("mlp")).await.unwrap();
-    let policy = distributed_policy(2, 0, EPOCHS, MAX_STEPS, 4, 600);
+    let policy = distributed_policy(2, 0, EPOCHS, MAX_STEPS, 4, 15);
     let job = s.submit(&digest, data, &policy).await;
     s.release(&job).await;
     let status = s.wait(&job, Duration::from_secs(300)).await;
@@ -67,14 +67,14 @@ async fn two_workers_train_and_their_traffic_does_not_depend_on_the_data() {
     eprintln!("server→workers {to_workers:?}\nworkers→server {to_server:?}");
 }
 
-/// Polls the job's coarse step until `at_least` (or the job ends).
+/// Polls the job's coarse step (the share of its budget elapsed) until `at_least`.
 async fn wait_step(s: &common::Service, job: &str, at_least: u32) {
     let start = std::time::Instant::now();
     loop {
         if let Ok(reply) = s.status(job).await {
             let st = reply.status.unwrap();
             assert_ne!(st.phase, "failed", "the job failed");
-            if st.coarse_step >= at_least || st.phase == "ready" {
+            if st.coarse_step >= at_least {
                 return;
             }
         }
@@ -89,13 +89,14 @@ async fn a_killed_worker_and_a_killed_server_are_replaced_and_the_job_completes(
     let cluster = Cluster::start(2).await;
     let s = &cluster.service;
     let digest = s.register(fixture("mlp")).await.unwrap();
-    // One backup: rounds go on with one worker while the other is replaced. 20 ms per
-    // message: the job lasts about five seconds, long enough to kill twice.
-    let policy = distributed_policy(2, 1, EPOCHS, MAX_STEPS, 20, 600);
+    // One backup: rounds go on with one worker while the other is replaced. 40 ms per
+    // message: training takes about ten seconds of the 30 s budget, long enough to kill twice
+    // (at 3 s and 6 s: progress counts the budget, 3 s a step).
+    let policy = distributed_policy(2, 1, EPOCHS, MAX_STEPS, 40, 30);
     let job = s.submit(&digest, &data, &policy).await;
     s.release(&job).await;
 
-    wait_step(s, &job, 2).await;
+    wait_step(s, &job, 1).await;
     cluster.workers[1].kill_enclave();
     let start = std::time::Instant::now();
     while cluster.workers[1].enclave_restarts() == 0 {
@@ -105,7 +106,7 @@ async fn a_killed_worker_and_a_killed_server_are_replaced_and_the_job_completes(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    wait_step(s, &job, 5).await;
+    wait_step(s, &job, 2).await;
     s.host.kill_enclave();
 
     let status = s.wait(&job, Duration::from_secs(300)).await;

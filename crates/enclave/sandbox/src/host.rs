@@ -495,6 +495,13 @@ impl report::Host for HostState {
     }
     fn metric(&mut self, name: MetricName, step: u64, value: f32) -> wasmtime::Result<()> {
         if self.phase == Phase::Train {
+            // A non-finite value has no fixed-width meaning for the owner and no encoding in
+            // the job record: refused by ending the run, like any other trainer failure.
+            if !value.is_finite() {
+                return Err(wasmtime::Error::new(HostFault(FailureCode::CallFailed(
+                    EngineError::InvalidArgument,
+                ))));
+            }
             if self.reports() < self.max_reports {
                 let metric = match name {
                     MetricName::TrainLoss => Metric::TrainLoss,
@@ -607,7 +614,11 @@ impl model::Host for HostState {
                 metrics: self.metrics.clone(),
             };
             if sink.store(&checkpoint).is_err() {
-                return Err(wasmtime::Error::new(HostFault(FailureCode::Internal)));
+                // The sink refuses only what the policy does not allow (a checkpoint larger
+                // than its sealed size): the trainer's doing, so the run ends.
+                return Err(wasmtime::Error::new(HostFault(FailureCode::CallFailed(
+                    EngineError::ResourceExhausted,
+                ))));
             }
         }
         Ok(Ok(()))

@@ -211,11 +211,13 @@ fn metric_from_code(c: u8) -> Option<Metric> {
     })
 }
 
-/// Where a training run's checkpoints go. Called synchronously from the guest's
-/// `model.checkpoint`; an error ends the run with [`crate::FailureCode::Internal`] (a storage
-/// failure is the runtime's, not the trainer's).
+/// Where a training run's checkpoint offers go. Called synchronously from the guest's
+/// `model.checkpoint`. The runtime decides when (and whether) an offer is written: a sink that
+/// wrote on every call would let the trainer choose the count and timing of the host's writes.
+/// An error refuses the offer and ends the run as the trainer's failure
+/// ([`crate::FailureCode::CallFailed`] with `ResourceExhausted`).
 pub trait CheckpointSink: Send {
-    /// Stores (seals, sends) `checkpoint`.
+    /// Takes (keeps, forwards) `checkpoint`.
     fn store(&mut self, checkpoint: &TrainCheckpoint) -> Result<(), CheckpointSinkError>;
 }
 

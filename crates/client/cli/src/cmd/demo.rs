@@ -12,6 +12,7 @@ use std::time::Instant;
 use chiron_connect::Settings;
 use chiron_data::csv::{CsvOptions, MissingPolicy};
 use chiron_host::{EnclaveCommand, Host, HostConfig};
+use chiron_proto::vocab::JobPhase;
 use chiron_seal::{DEFAULT_CHUNK_SIZE, MasterKey, SealedDataset};
 use clap::Args;
 use serde_json::json;
@@ -178,7 +179,7 @@ async fn run_async(args: &DemoArgs) -> CliResult {
                 println!("  {line}");
                 seen.push(line);
             }
-            if s.phase == "ready" || s.phase == "failed" {
+            if JobPhase::parse(&s.phase).is_some_and(JobPhase::is_terminal) {
                 break reply;
             }
         }
@@ -187,7 +188,7 @@ async fn run_async(args: &DemoArgs) -> CliResult {
     let train_seconds = train_started.elapsed().as_secs_f64();
     owner_saw.extend(seen);
     let status = reply.status.clone().unwrap_or_default();
-    if status.phase != "ready" {
+    if JobPhase::parse(&status.phase) != Some(JobPhase::Ready) {
         return Err(format!("the job failed: {}", status.failure).into());
     }
     for m in &reply.metrics {

@@ -18,6 +18,7 @@ use chiron_proto::enclave::{
     ReleaseShareRequest, SubmitJobRequest,
 };
 use chiron_proto::job::JobPolicy;
+use chiron_proto::vocab::JobPhase;
 use chiron_seal::{MasterKey, SealedDataset};
 use clap::Subcommand;
 use serde_json::json;
@@ -173,9 +174,10 @@ async fn run_async(command: JobCommand) -> CliResult {
             let settings = Settings::load(&connect)?;
             let token = token(&token_file)?;
             for j in list_jobs(&settings, &token).await? {
+                // The operator sees public phases only: `finished`, never the outcome.
                 println!(
-                    "{}  {:<8} step {}/{}  {}",
-                    j.job_id, j.phase, j.coarse_step, j.coarse_steps, j.failure
+                    "{}  {:<8} step {}/{}",
+                    j.job_id, j.phase, j.coarse_step, j.coarse_steps
                 );
             }
             Ok(())
@@ -310,7 +312,7 @@ pub async fn watch_job(
         if let Some(s) = &reply.status {
             pb.set_length(u64::from(s.coarse_steps));
             pb.set_position(u64::from(s.coarse_step));
-            if s.phase == "ready" || s.phase == "failed" {
+            if JobPhase::parse(&s.phase).is_some_and(JobPhase::is_terminal) {
                 pb.finish_and_clear();
                 return Ok(reply);
             }

@@ -7,6 +7,10 @@
 //! job proceeds with its backups. A server that dies is restarted by its launcher, resumes the
 //! job from its sealed checkpoint and reassigns every worker; the workers' earlier sessions are
 //! refused.
+//!
+//! The job's clock ([`crate::schedule`]) runs around this as around a single-enclave run: the
+//! server only offers its checkpoints (the grid writes them) and its result is sealed at the
+//! end of the budget, not when the workers finish.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,48 +19,63 @@ use chiron_engine::Consistency;
 use chiron_proto::enclave::worker_client::WorkerClient;
 use chiron_proto::enclave::{ShardAssignment, ShardResult};
 use chiron_proto::job::{DistributedPolicy, JobPolicy, SyncMode};
+use chiron_proto::vocab::FailureCode;
 use tokio::runtime::Handle;
 use zeroize::Zeroizing;
 
 use super::server::JobServer;
 use super::{PeerSetup, ServerCheckpoint, decode_result};
 use crate::records::JobRecord;
+use crate::schedule::Offers;
 use crate::sealing;
 use crate::state::Runtime;
-use crate::training::{self, TRAINER_FAILED, fail_code, load_checkpoint};
+use crate::training::{self, RunResult, fail_code};
 
 /// How long a server waits before assigning a worker index again after its link failed.
 pub const REASSIGN_AFTER: Duration = Duration::from_secs(1);
 
-/// Runs distributed job `record` as its parameter server, on the calling (blocking) thread;
-/// `Err` carries the fixed failure code.
+/// What the job's clock gives a distributed run: the state to resume from, where the server's
+/// checkpoints are offered, and when the run must end.
+pub struct Run {
+    /// The state of the checkpoint the job resumes from ([`ServerCheckpoint`] bytes).
+    pub resume: Option<Zeroizing<Vec<u8>>>,
+    /// Where the server offers its checkpoints to the job's grid.
+    pub offers: Arc<Offers>,
+    /// When the run must have ended.
+    pub deadline: Instant,
+}
+
+/// Runs distributed job `record` as its parameter server, on the calling (blocking) thread,
+/// until the workers' results are in or `run.deadline` passes.
 pub fn train(
     runtime: &Arc<Runtime>,
     handle: &Handle,
     record: &JobRecord,
     policy: &JobPolicy,
     distributed: DistributedPolicy,
-) -> Result<(), String> {
-    let internal = |e: crate::RuntimeError| fail_code(&e).to_string();
-    let peers = runtime.peers.get().ok_or("internal")?;
+    run: Run,
+) -> RunResult {
+    let internal = |e: crate::RuntimeError| fail_code(&e);
+    let peers = runtime.peers.get().ok_or(FailureCode::Internal)?;
     let workers = distributed.workers as usize;
     if peers.workers.len() < workers {
-        return Err("internal".into());
+        return Err(FailureCode::Internal);
     }
     let module = Zeroizing::new(
         handle
             .block_on(runtime.module_bytes(&record.trainer_digest))
             .map_err(internal)?
-            .ok_or("internal")?,
+            .ok_or(FailureCode::Internal)?,
     );
-    let resume = if record.checkpoint_version > 0 {
-        let bytes = handle.block_on(load_checkpoint(runtime, record))?;
-        let checkpoint = ServerCheckpoint::from_bytes(&bytes).map_err(|_| "checkpoint-rejected")?;
-        let padded = sealing::pad(&checkpoint.trainer, policy.sealed_blob_bytes())
-            .map_err(|_| "checkpoint-rejected")?;
-        Some((checkpoint, padded))
-    } else {
-        None
+    let resume = match &run.resume {
+        Some(bytes) => {
+            let checkpoint =
+                ServerCheckpoint::from_bytes(bytes).map_err(|_| FailureCode::CheckpointRejected)?;
+            let padded = sealing::pad(&checkpoint.trainer, policy.sealed_blob_bytes())
+                .map_err(|_| FailureCode::CheckpointRejected)?;
+            Some((checkpoint, padded))
+        }
+        None => None,
     };
     let consistency = match distributed.mode {
         SyncMode::Sync { backups } => Consistency::Sync {
@@ -71,17 +90,15 @@ pub fn train(
             workers,
             consistency,
             resume,
-            record.train_seconds_used,
+            run.offers,
         )
-        .map_err(|_| "checkpoint-rejected")?,
+        .map_err(|_| FailureCode::CheckpointRejected)?,
     );
     if let Ok(mut registry) = runtime.parameter_servers.lock() {
         registry.insert(record.job_id.clone(), job.clone());
     }
-    let budget = (policy.wall_seconds as f64 - record.train_seconds_used).max(0.0);
-    let deadline = Instant::now() + Duration::from_secs_f64(budget);
     let results = handle.block_on(futures::future::join_all(
-        (0..workers).map(|i| drive_worker(&job, peers, i, &module, record, deadline)),
+        (0..workers).map(|i| drive_worker(&job, peers, i, &module, record, run.deadline)),
     ));
     job.close();
     if let Ok(mut registry) = runtime.parameter_servers.lock() {
@@ -100,11 +117,11 @@ pub fn train(
             }
         }
     }
-    let (_, i) = best.ok_or(TRAINER_FAILED)?;
-    let payload = results[i].as_ref().ok_or("internal")?;
-    let bytes = sealing::unpad(&payload.payload).map_err(|_| "internal")?;
-    let (model, metrics) = decode_result(bytes).map_err(|_| "internal")?;
-    training::seal_model(runtime, handle, record, policy, &model, metrics)
+    let (_, i) = best.ok_or(FailureCode::TrainerFailed)?;
+    let payload = results[i].as_ref().ok_or(FailureCode::Internal)?;
+    let bytes = sealing::unpad(&payload.payload).map_err(|_| FailureCode::Internal)?;
+    let (model, metrics) = decode_result(bytes).map_err(|_| FailureCode::Internal)?;
+    training::trained(policy, &model, metrics)
 }
 
 /// Keeps worker `i` assigned until it answers with its result, reassigning it after a failed

@@ -166,7 +166,7 @@ mod tests {
             }],
         };
         let metrics = vec![MetricRecord {
-            name: "test-accuracy".into(),
+            name: chiron_proto::vocab::MetricName::TestAccuracy,
             step: 9,
             value: 0.5,
         }];

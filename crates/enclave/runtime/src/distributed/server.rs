@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
 use super::{ServerCheckpoint, f32_bytes, f32s};
+use crate::schedule::{Offer, Offers};
 use crate::sealing;
 use crate::state::Runtime;
 use crate::training;
@@ -51,11 +52,10 @@ pub struct JobServer {
     workers_state: Mutex<Vec<(u64, Option<[u8; SESSION_BYTES]>)>>,
     /// The newest trainer checkpoint.
     latest: Mutex<Option<Latest>>,
-    /// Serialises checkpoint writes.
+    /// Serialises checkpoint offers.
     checkpointing: tokio::sync::Mutex<()>,
-    /// When the job's run started here, and training seconds spent before it.
-    started: std::time::Instant,
-    used_before: f64,
+    /// Where the server's checkpoints go: the job's grid writes the latest.
+    offers: Arc<Offers>,
 }
 
 impl JobServer {
@@ -66,7 +66,7 @@ impl JobServer {
         workers: usize,
         consistency: Consistency,
         resume: Option<(ServerCheckpoint, Zeroizing<Vec<u8>>)>,
-        used_before: f64,
+        offers: Arc<Offers>,
     ) -> Result<Self, crate::RuntimeError> {
         let mut state = None;
         let mut latest = None;
@@ -94,8 +94,7 @@ impl JobServer {
             workers_state: Mutex::new(vec![(0, None); workers]),
             latest: Mutex::new(latest),
             checkpointing: tokio::sync::Mutex::new(()),
-            started: std::time::Instant::now(),
-            used_before,
+            offers,
         })
     }
 
@@ -283,8 +282,14 @@ impl PsService for ParameterServerService {
         if !newer {
             return Ok(Response::new(Empty {}));
         }
-        let trainer = sealing::unpad(&r.checkpoint)
+        let framed = sealing::unpad(&r.checkpoint)
             .map_err(|_| Status::invalid_argument("bad checkpoint padding"))?;
+        // A scheduled message with no offer behind it carries the dummy: nothing to keep.
+        let Some(trainer) = training::unframe(framed)
+            .map_err(|_| Status::invalid_argument("bad checkpoint framing"))?
+        else {
+            return Ok(Response::new(Empty {}));
+        };
         let parsed = chiron_sandbox::TrainCheckpoint::from_bytes(trainer)
             .map_err(|_| Status::invalid_argument("malformed trainer checkpoint"))?;
         let server_state = {
@@ -296,43 +301,39 @@ impl PsService for ParameterServerService {
                     .unwrap_or_default(),
             )
         };
-        let position = job
+        let received = job
             .workers_state
             .lock()
             .map_err(|_| internal())?
             .get(worker as usize)
             .map_or(0, |(s, _)| *s);
+        // Where the trainer stood when it offered this state (before the message that carried
+        // it): a worker resuming from it takes up the schedule there.
+        let position = r.position.unwrap_or(received).min(received);
         let record = ServerCheckpoint {
             epochs_done,
             position,
             trainer: Zeroizing::new(trainer.to_vec()),
             server: server_state,
         };
-        let used = job.used_before + job.started.elapsed().as_secs_f64();
-        training::store_checkpoint(
-            &self.runtime,
-            &job.job_id,
-            &job.policy,
-            epochs_done,
-            &record.to_bytes(),
-            &parsed.metrics,
-            used,
-        )
-        .await
-        .map_err(|e| match e {
-            training::StoreError::Oversized => {
-                Status::resource_exhausted("the checkpoint exceeds the job's sealed blob size")
-            }
-            training::StoreError::Runtime(e) => {
-                eprintln!("chiron-enclave: {e}");
-                internal()
-            }
-        })?;
+        let payload = record.to_bytes();
+        if payload.len() > training::max_state_bytes(&job.policy) {
+            return Err(Status::resource_exhausted(
+                "the checkpoint exceeds the job's sealed blob size",
+            ));
+        }
+        let padded = sealing::pad(trainer, job.policy.sealed_blob_bytes())
+            .map_err(|_| Status::invalid_argument("bad checkpoint padding"))?;
+        // An offer: the job's grid writes it at its next tick, never now.
+        job.offers.offer(Offer {
+            payload,
+            metrics: training::owner_metrics(&job.policy, &parsed.metrics),
+        });
         if let Ok(mut latest) = job.latest.lock() {
             *latest = Some(Latest {
                 epochs_done,
                 position,
-                padded: Zeroizing::new(r.checkpoint),
+                padded,
             });
         }
         Ok(Response::new(Empty {}))
@@ -357,7 +358,7 @@ mod tests {
             2,
             Consistency::Sync { backups: 0 },
             None,
-            0.0,
+            Arc::default(),
         )
         .unwrap();
         // Before any assignment, no session is valid (not even all zeros).

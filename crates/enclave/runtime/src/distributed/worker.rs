@@ -28,7 +28,7 @@ use super::{encode_result, f32_bytes, f32s};
 use crate::records;
 use crate::sealing;
 use crate::state::Runtime;
-use crate::training::{job_engine, load_records, owner_metrics, train_config};
+use crate::training::{self, job_engine, load_records, owner_metrics, train_config};
 
 /// One worker's link to its parameter server: the schedule's position, pacing, and the last
 /// parameter version seen. Shared by the engine's exchange, the checkpoint forwarder and the
@@ -45,7 +45,21 @@ pub struct Link {
     interval: Duration,
     started: Instant,
     start_round: u64,
+    /// A checkpoint message follows every this many step messages of the schedule.
+    checkpoint_every: u64,
+    /// Padded size of a checkpoint message's payload (the policy's sealed blob size).
+    checkpoint_size: usize,
+    /// The trainer's latest checkpoint offer.
+    offer: Mutex<Option<PendingOffer>>,
     state: Mutex<LinkState>,
+}
+
+/// A trainer checkpoint waiting for the link's next checkpoint message.
+struct PendingOffer {
+    epochs_done: u32,
+    /// Step messages sent when it was made: where a worker resuming from it starts.
+    position: u64,
+    state: Zeroizing<Vec<u8>>,
 }
 
 struct LinkState {
@@ -61,7 +75,8 @@ pub struct LinkError;
 
 impl Link {
     /// Worker `worker`'s link for job `job_id` and assignment `session`, at schedule position
-    /// `start_round` of `max_steps`, through `channel` (mutual RA-TLS to the server).
+    /// `start_round` of `max_steps`, through `channel` (mutual RA-TLS to the server); a
+    /// checkpoint message of `checkpoint_size` follows every `checkpoint_every` steps.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         handle: Handle,
@@ -72,6 +87,8 @@ impl Link {
         start_round: u64,
         max_steps: u64,
         interval: Duration,
+        checkpoint_every: u64,
+        checkpoint_size: usize,
     ) -> Self {
         Self {
             handle,
@@ -85,6 +102,9 @@ impl Link {
             interval,
             started: Instant::now(),
             start_round,
+            checkpoint_every: checkpoint_every.max(1),
+            checkpoint_size,
+            offer: Mutex::new(None),
             state: Mutex::new(LinkState {
                 sent: start_round,
                 version: 0,
@@ -144,9 +164,15 @@ impl Link {
             .block_on(async move { client.step(request).await })
             .map_err(|_| LinkError)?
             .into_inner();
-        let mut state = self.state.lock().map_err(|_| LinkError)?;
-        state.sent += 1;
-        state.version = reply.version.unwrap_or(state.version);
+        let sent = {
+            let mut state = self.state.lock().map_err(|_| LinkError)?;
+            state.sent += 1;
+            state.version = reply.version.unwrap_or(state.version);
+            state.sent
+        };
+        if sent.is_multiple_of(self.checkpoint_every) {
+            self.send_checkpoint()?;
+        }
         Ok(reply)
     }
 
@@ -166,16 +192,43 @@ impl Link {
         }
     }
 
-    /// Sends a trainer checkpoint, padded to `size`.
-    fn checkpoint(&self, checkpoint: &TrainCheckpoint, size: usize) -> Result<(), LinkError> {
-        let padded =
-            sealing::pad(&Zeroizing::new(checkpoint.to_bytes()), size).map_err(|_| LinkError)?;
+    /// Keeps `checkpoint` as the trainer's latest offer; refused if it cannot fit the padded
+    /// size. It travels with the next scheduled checkpoint message, never on its own.
+    fn offer(&self, checkpoint: &TrainCheckpoint) -> Result<(), LinkError> {
+        let bytes = Zeroizing::new(checkpoint.to_bytes());
+        if bytes.len() > self.checkpoint_size.saturating_sub(8 + 1) {
+            return Err(LinkError);
+        }
+        let sent = self.state.lock().map_err(|_| LinkError)?.sent;
+        let mut offer = self.offer.lock().map_err(|_| LinkError)?;
+        *offer = Some(PendingOffer {
+            epochs_done: checkpoint.epochs_done,
+            position: sent,
+            state: bytes,
+        });
+        Ok(())
+    }
+
+    /// Sends the scheduled checkpoint message: the latest offer, or a dummy of the same padded
+    /// size when there is none, so its count and times follow the step schedule alone.
+    fn send_checkpoint(&self) -> Result<(), LinkError> {
+        let (epochs_done, position, payload) =
+            match self.offer.lock().map_err(|_| LinkError)?.as_ref() {
+                Some(o) => (
+                    o.epochs_done,
+                    o.position,
+                    training::frame(Some(o.state.as_slice())),
+                ),
+                None => (0, 0, training::frame(None)),
+            };
+        let padded = sealing::pad(&payload, self.checkpoint_size).map_err(|_| LinkError)?;
         let request = CheckpointRequest {
             job_id: self.job_id.clone(),
             worker: Some(self.worker),
-            epochs_done: Some(checkpoint.epochs_done),
+            epochs_done: Some(epochs_done),
             checkpoint: padded.to_vec(),
             session: self.session.clone(),
+            position: Some(position),
         };
         let mut client = self.client.clone();
         self.handle
@@ -235,17 +288,15 @@ impl GradientExchange for RemoteExchange {
     }
 }
 
-/// Forwards the trainer's checkpoints to the server (which seals them with its own state).
+/// Takes the trainer's checkpoint offers for the link's checkpoint schedule (the server seals
+/// them with its own state on the job's grid).
 struct Forwarder {
     link: Arc<Link>,
-    size: usize,
 }
 
 impl CheckpointSink for Forwarder {
     fn store(&mut self, checkpoint: &TrainCheckpoint) -> Result<(), CheckpointSinkError> {
-        self.link
-            .checkpoint(checkpoint, self.size)
-            .map_err(|_| CheckpointSinkError)
+        self.link.offer(checkpoint).map_err(|_| CheckpointSinkError)
     }
 }
 
@@ -359,6 +410,9 @@ fn open_link(runtime: &Arc<Runtime>, handle: &Handle, a: &Assignment) -> Option<
         a.raw.start_round.unwrap_or(0),
         a.policy.max_steps,
         a.step_interval,
+        // As many checkpoint messages as the job's grid has ticks, spread over the schedule.
+        a.policy.max_steps / (a.policy.checkpoint_ticks() + 1),
+        a.policy.sealed_blob_bytes(),
     )))
 }
 
@@ -392,10 +446,7 @@ fn train_shard(
         &train_config(policy, Duration::from_secs(policy.wall_seconds)),
         Checkpointing {
             resume_from,
-            sink: Some(Box::new(Forwarder {
-                link: link.clone(),
-                size: policy.sealed_blob_bytes(),
-            })),
+            sink: Some(Box::new(Forwarder { link: link.clone() })),
         },
     )
     .ok()?;
