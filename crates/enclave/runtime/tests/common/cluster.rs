@@ -9,10 +9,20 @@ use chiron_host::{EnclaveCommand, Host, HostConfig};
 
 use super::Service;
 
-/// A free loopback port (bound and released: the enclave binds it again).
+/// A free loopback port (bound and released: the enclave binds it again). Taken below the
+/// kernel's ephemeral range (32768 and up), so a listener on port 0 opened meanwhile — the
+/// next host's API, say — cannot be handed the same port before the enclave binds it.
 pub fn free_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread over processes (nextest runs each test in its own) and over calls.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 500) as u16 * 24;
+    loop {
+        let port = 20_000 + (offset + NEXT.fetch_add(1, Ordering::Relaxed) % 12_000) % 12_000;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().unwrap().to_string();
+        }
+    }
 }
 
 /// A server service, its workers, and relays on every link.
