@@ -100,10 +100,15 @@ pub fn unframe(payload: &[u8]) -> Result<Option<&[u8]>, MalformedFrame> {
     }
 }
 
-/// The largest state an offer or a model may have under `policy` (its padded size less the
-/// padding's length field and the frame byte).
+/// The largest state that fits a framed payload padded to `padded_bytes` (less the padding's
+/// length field and the frame byte).
+pub fn state_capacity(padded_bytes: usize) -> usize {
+    padded_bytes.saturating_sub(8 + 1)
+}
+
+/// The largest state an offer or a model may have under `policy`.
 pub fn max_state_bytes(policy: &JobPolicy) -> usize {
-    policy.sealed_blob_bytes().saturating_sub(8 + 1)
+    state_capacity(policy.sealed_blob_bytes())
 }
 
 /// `model` as a [`Trained`] result, if it fits the policy's sealed size.

@@ -196,7 +196,7 @@ impl Link {
     /// size. It travels with the next scheduled checkpoint message, never on its own.
     fn offer(&self, checkpoint: &TrainCheckpoint) -> Result<(), LinkError> {
         let bytes = Zeroizing::new(checkpoint.to_bytes());
-        if bytes.len() > self.checkpoint_size.saturating_sub(8 + 1) {
+        if bytes.len() > training::state_capacity(self.checkpoint_size) {
             return Err(LinkError);
         }
         let sent = self.state.lock().map_err(|_| LinkError)?.sent;
