@@ -59,8 +59,8 @@ busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat 
 children_cpu() { sed 's/.*) //' "/proc/$$/stat" 2>/dev/null | awk '{ print ($14 + $15) / 100 }' || echo 0; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 # The allocator settings chiron-host gives the enclave process (ENCLAVE_MALLOC_TUNABLES in
-# crates/host/src/supervisor.rs), for both sides of the comparison.
-export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824}"
+# crates/common/proto/src/lib.rs), for both sides of the comparison.
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=18446744073709551615}"
 busy_before=$(busy_jiffies)
 ours_before=$(children_cpu)
 wall_before=$(date +%s.%N)

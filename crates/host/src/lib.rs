@@ -130,7 +130,7 @@ impl Host {
         &self.transcript
     }
 
-    /// The enclave process id (for the recovery test, which kills it).
+    /// The enclave process id (for tests that kill it or read its `/proc` entries).
     pub fn enclave_pid(&self) -> Option<u32> {
         self.supervisor.pid()
     }

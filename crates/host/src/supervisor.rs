@@ -17,13 +17,9 @@ use crate::{HostError, Transcript};
 
 /// How long an enclave may take to start serving.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
-/// glibc malloc settings for the enclave process (unless the host's environment sets its own
-/// `GLIBC_TUNABLES`): keep freed large buffers instead of returning them to the OS. Training
-/// allocates and frees the same activation-sized buffers every step; with glibc's defaults
-/// each is a fresh `mmap`, page-faulted and zeroed again (≈ 20 % of a CNN step). Performance
-/// only: nothing the enclave guarantees depends on it.
-pub const ENCLAVE_MALLOC_TUNABLES: &str =
-    "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824";
+/// glibc malloc settings of the enclave process, always set (the enclave refuses to start
+/// without exactly these; see [`chiron_proto::ENCLAVE_MALLOC_TUNABLES`]).
+pub use chiron_proto::ENCLAVE_MALLOC_TUNABLES;
 
 /// Pause before a restart (a crash loop must not spin).
 const RESTART_DELAY: Duration = Duration::from_millis(200);
@@ -88,9 +84,7 @@ impl Supervisor {
 
     async fn launch(&self) -> Result<Child, HostError> {
         let mut command = Command::new(&self.command.program);
-        if std::env::var_os("GLIBC_TUNABLES").is_none() {
-            command.env("GLIBC_TUNABLES", ENCLAVE_MALLOC_TUNABLES);
-        }
+        command.env("GLIBC_TUNABLES", ENCLAVE_MALLOC_TUNABLES);
         let mut child = command
             .args(&self.command.args)
             .arg("--host-api")

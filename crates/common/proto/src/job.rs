@@ -64,6 +64,10 @@ struct PolicyFile {
     checkpoint_interval_ms: Option<u64>,
     #[serde(default = "default_sealed_blob_mib")]
     sealed_blob_mib: u32,
+    #[serde(default = "default_memory_mib")]
+    memory_mib: u32,
+    #[serde(default = "default_constant_cpu")]
+    constant_cpu: bool,
     #[serde(default)]
     metrics: Vec<String>,
     predictions: PredictionsFile,
@@ -128,6 +132,17 @@ fn default_sealed_blob_mib() -> u32 {
     4
 }
 
+fn default_memory_mib() -> u32 {
+    256
+}
+
+fn default_constant_cpu() -> bool {
+    true
+}
+
+/// Largest `memory_mib` a policy may declare (the enclave's own `--max-train-mib` may be less).
+pub const MAX_MEMORY_MIB: u32 = 1 << 20;
+
 /// A checked job policy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobPolicy {
@@ -155,6 +170,14 @@ pub struct JobPolicy {
     /// Every sealed checkpoint and the sealed model are padded to this many MiB, so their sizes
     /// say nothing about the model or the reports; a larger one fails the job.
     pub sealed_blob_mib: u32,
+    /// The job's engine memory, in MiB: its live tensors may take this much, and the enclave
+    /// reserves it (with a margin) from its resident heap when the job starts; a job that
+    /// does not fit then fails at once (`resources-unavailable`), never midway.
+    pub memory_mib: u32,
+    /// Keep the enclave's cores busy for the whole budget (lowest-priority spinning threads
+    /// while the job runs), so the enclave's CPU time does not follow the trainer's work. On
+    /// by default; `false` is for development (the host then sees when the trainer computes).
+    pub constant_cpu: bool,
     /// Metrics the owner sees.
     pub metrics: Vec<MetricName>,
     /// The shape of predictions.
@@ -179,6 +202,11 @@ pub const MIN_CHECKPOINT_INTERVAL_MS: u64 = 100;
 pub const MAX_POLICY_BYTES: usize = 16 * 1024;
 
 impl JobPolicy {
+    /// The job's engine budget in bytes (`memory_mib`).
+    pub fn memory_bytes(&self) -> u64 {
+        u64::from(self.memory_mib) << 20
+    }
+
     /// Bytes every sealed checkpoint and model is padded to.
     pub fn sealed_blob_bytes(&self) -> usize {
         (self.sealed_blob_mib as usize) << 20
@@ -227,6 +255,10 @@ impl JobPolicy {
         check(
             (1..=100).contains(&f.report_steps),
             "report_steps must be 1..=100",
+        )?;
+        check(
+            (1..=MAX_MEMORY_MIB).contains(&f.memory_mib),
+            &format!("memory_mib must be 1..={MAX_MEMORY_MIB}"),
         )?;
         check(f.hyper.len() <= 64, "at most 64 hyper-parameters")?;
         for (name, value) in &f.hyper {
@@ -345,6 +377,8 @@ impl JobPolicy {
             report_steps: f.report_steps,
             checkpoint_interval: Duration::from_millis(interval_ms),
             sealed_blob_mib: f.sealed_blob_mib,
+            memory_mib: f.memory_mib,
+            constant_cpu: f.constant_cpu,
             metrics,
             output,
             query_budget: p.query_budget,
@@ -409,6 +443,24 @@ rate_per_second = 10
             a.distributed.map(|d| d.mode),
             Some(SyncMode::Async { staleness: 3 })
         );
+    }
+
+    #[test]
+    fn memory_and_cpu_default_to_strict_and_are_checked() {
+        let p = JobPolicy::parse(GOOD).unwrap();
+        assert_eq!((p.memory_mib, p.memory_bytes()), (256, 256 << 20));
+        assert!(p.constant_cpu);
+        let relaxed = JobPolicy::parse(&GOOD.replace(
+            "seed = 7",
+            "seed = 7\nmemory_mib = 16\nconstant_cpu = false",
+        ))
+        .unwrap();
+        assert_eq!((relaxed.memory_mib, relaxed.constant_cpu), (16, false));
+        for bad in ["memory_mib = 0", "memory_mib = 1048577"] {
+            let err = JobPolicy::parse(&GOOD.replace("seed = 7", &format!("seed = 7\n{bad}")))
+                .unwrap_err();
+            assert!(err.contains("memory_mib must be"), "{bad}: {err}");
+        }
     }
 
     #[test]

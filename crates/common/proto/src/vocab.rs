@@ -107,6 +107,10 @@ named! {
         DatasetRejected => "dataset-rejected",
         /// A checkpoint did not open (tampered, rolled back or sealed elsewhere).
         CheckpointRejected => "checkpoint-rejected",
+        /// The enclave could not reserve the policy's `memory_mib` when the job started (other
+        /// jobs hold the rest of its memory, or the policy asks more than the enclave allows).
+        /// Decided before the trainer runs, from the policies alone.
+        ResourcesUnavailable => "resources-unavailable",
         /// The runtime's own failure (host unreachable, ...).
         Internal => "internal",
     }

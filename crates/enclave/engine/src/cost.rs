@@ -9,6 +9,11 @@
 //! last `backward`, on tracked tensors) at most [`CostLimits::per_graph`], which bounds the
 //! `backward` that walks them (about twice their cost). Exceeding either is `ResourceExhausted`
 //! and leaves the engine as it was.
+//!
+//! With a deadline ([`Engine::with_deadline`](crate::Engine::with_deadline)) a call must also
+//! fit the time left before it at [`SLOWEST_FLOPS_PER_SECOND`]: a call in flight at the
+//! deadline could otherwise run up to `per_call` past it (≈ 1.5 s measured), and the time a
+//! trainer's last call ends is visible (CPU, memory) after the job's fixed end.
 
 use crate::api::{EngineError, Result};
 
@@ -32,6 +37,12 @@ impl Default for CostLimits {
     }
 }
 
+/// The rate the deadline check assumes: 2³⁰ counted operations per second, below what the
+/// slowest op measures on two loaded cores (elementwise ops over memory ≈ 2³¹ elements/s,
+/// matrix products ≈ 2³⁴ FLOPs/s). A call admitted `t` before the deadline costs at most
+/// `t × 2³⁰`, so it ends before the deadline unless the machine is slower than that.
+pub const SLOWEST_FLOPS_PER_SECOND: u64 = 1 << 30;
+
 /// The product of `factors` (operations of one call), saturating: an overflow is over any limit.
 pub(crate) fn flops(factors: &[usize]) -> u64 {
     factors
@@ -44,7 +55,7 @@ impl crate::engine::Engine {
     /// Charges a call of `cost` operations whose output is `tracked` (part of a graph):
     /// `ResourceExhausted` over either limit, before anything runs.
     pub(crate) fn charge(&mut self, cost: u64, tracked: bool) -> Result<()> {
-        self.check_deadline()?;
+        self.check_time_for(cost)?;
         if cost > self.cost_limits.per_call {
             return Err(EngineError::ResourceExhausted);
         }
@@ -67,10 +78,28 @@ impl crate::engine::Engine {
         }
     }
 
+    /// [`Self::check_deadline`], and `ResourceExhausted` for a call of `cost` operations that
+    /// would not end before the deadline at [`SLOWEST_FLOPS_PER_SECOND`].
+    pub(crate) fn check_time_for(&self, cost: u64) -> Result<()> {
+        self.check_deadline()?;
+        if let Some(d) = self.deadline {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            let affordable = left
+                .as_nanos()
+                .saturating_mul(u128::from(SLOWEST_FLOPS_PER_SECOND))
+                / 1_000_000_000;
+            if u128::from(cost) > affordable {
+                return Err(EngineError::ResourceExhausted);
+            }
+        }
+        Ok(())
+    }
+
     /// Makes every compute-heavy call (the charged ones, `backward`, optimizer steps) fail with
     /// `BudgetExhausted` from `deadline` on. The runtime sets it to the end of a job's budget:
-    /// the guest is interrupted there too, and a native call that started before it runs at
-    /// most [`CostLimits::per_call`] past it — after which the trainer can start no other.
+    /// the guest is interrupted there too, and a call is admitted only if it fits the time
+    /// left at [`SLOWEST_FLOPS_PER_SECOND`] — so one in flight ends by the deadline on any
+    /// machine at least that fast.
     pub fn with_deadline(mut self, deadline: std::time::Instant) -> Self {
         self.deadline = Some(deadline);
         self

@@ -495,7 +495,8 @@ impl Engine {
     /// (a graph can be walked once; recompute the forward pass); `ResourceExhausted` if the
     /// gradients would not fit the memory budget.
     pub fn backward(&mut self, loss: TensorId) -> Result<()> {
-        self.check_deadline()?;
+        // Walking the graph costs about twice its forward work.
+        self.check_time_for(self.graph_flops.saturating_mul(2))?;
         let e = self.entry(loss)?;
         if e.value.numel() != 1 {
             return Err(EngineError::InvalidShape);

@@ -41,7 +41,7 @@ mod rng;
 
 pub use api::*;
 pub use checkpoint::{CHECKPOINT_MAGIC, EngineCheckpoint};
-pub use cost::CostLimits;
+pub use cost::{CostLimits, SLOWEST_FLOPS_PER_SECOND};
 pub use data::{MAX_SHUFFLE_RECORDS, SealedRecords};
 pub use distributed::{ExchangeReply, ExchangeRequest, GradientExchange, OptimizerSpec, Shard};
 pub use engine::{Engine, MAX_NAME_LEN, NamedTensor, thread_pool, valid_name};

@@ -139,3 +139,34 @@ fn after_the_deadline_no_compute_call_backward_or_step_runs() {
     assert_eq!(e.step(opt), Err(EngineError::BudgetExhausted));
     assert_eq!(e.live(), before);
 }
+
+#[test]
+fn before_the_deadline_a_call_must_fit_the_time_left() {
+    use chiron_engine::SLOWEST_FLOPS_PER_SECOND;
+    let left = std::time::Duration::from_secs(2);
+    let mut e = engine(1).with_deadline(std::time::Instant::now() + left);
+    // About a tenth of what the time left allows at the assumed slowest rate runs...
+    let n = 256;
+    assert!(2 * n * n * n < SLOWEST_FLOPS_PER_SECOND / 4);
+    let small = e
+        .from_data(
+            &[n as u32, n as u32],
+            &values((n * n) as usize, 1, -1.0, 1.0),
+        )
+        .unwrap();
+    e.matmul(small, small).unwrap();
+    // ...one that would need more than the time left is refused before it runs, though it is
+    // far under the per-call limit.
+    let m = 2048u64;
+    assert!(2 * m * m * m > 2 * SLOWEST_FLOPS_PER_SECOND);
+    assert!(2 * m * m * m < CostLimits::default().per_call);
+    let big = e
+        .from_data(
+            &[m as u32, m as u32],
+            &values((m * m) as usize, 2, -1.0, 1.0),
+        )
+        .unwrap();
+    let before = e.live();
+    assert_eq!(e.matmul(big, big), Err(EngineError::ResourceExhausted));
+    assert_eq!(e.live(), before);
+}

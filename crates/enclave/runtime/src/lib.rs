@@ -33,6 +33,7 @@ pub mod host_link;
 pub mod platform;
 pub mod predict;
 pub mod records;
+pub mod resources;
 pub mod schedule;
 pub mod sealing;
 pub mod server;

@@ -231,6 +231,13 @@ impl Owner for Services {
         let r = request.into_inner();
         // The policy is the owner's own text: its errors may go back verbatim.
         let policy = JobPolicy::parse(&r.policy_toml).map_err(Status::invalid_argument)?;
+        if policy.memory_bytes() > self.runtime.max_train_bytes {
+            return Err(Status::failed_precondition(format!(
+                "job policy: memory_mib is {}, but this enclave allows at most {} per job",
+                policy.memory_mib,
+                self.runtime.max_train_bytes >> 20
+            )));
+        }
         if let Some(d) = policy.distributed {
             let configured = self.runtime.peers.get().map_or(0, |p| p.workers.len());
             if (d.workers as usize) > configured {

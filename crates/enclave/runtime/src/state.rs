@@ -45,8 +45,10 @@ pub struct Runtime {
     pub host: HostLink,
     /// The sandbox every trainer runs in.
     pub sandbox: Arc<Sandbox>,
-    /// Live-bytes budget of a training engine.
+    /// Largest engine budget (policy `memory_mib`) a job may declare.
     pub max_train_bytes: u64,
+    /// The enclave's memory, from which each running job holds a reservation.
+    pub resources: Arc<crate::resources::Resources>,
     modules: Mutex<HashMap<String, Arc<LoadedModule>>>,
     /// Jobs by id.
     pub jobs: Mutex<HashMap<String, Job>>,
@@ -71,18 +73,20 @@ pub fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 impl Runtime {
-    /// A runtime over a sealing key, the host and a sandbox.
+    /// A runtime over a sealing key, the host, a sandbox and the enclave's memory.
     pub fn new(
         sealing_key: Zeroizing<[u8; 32]>,
         host: HostLink,
         sandbox: Arc<Sandbox>,
         max_train_bytes: u64,
+        resources: Arc<crate::resources::Resources>,
     ) -> Self {
         Self {
             sealing_key,
             host,
             sandbox,
             max_train_bytes,
+            resources,
             modules: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
             write_lock: tokio::sync::Mutex::new(()),

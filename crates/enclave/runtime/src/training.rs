@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::diagnostics::{self, Event};
 use crate::records::{self, JobRecord, MAX_RECORD_METRICS, MetricRecord};
+use crate::resources::{TRAINER_STACK_BYTES, touch_stack};
 use crate::schedule::{Offer, Offers, Schedule, sleep_until};
 use crate::sealing::{self, associated_data};
 use crate::state::Runtime;
@@ -230,7 +231,14 @@ pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
     };
     let schedule = Schedule::new(&policy, Duration::from_millis(record.budget_used_ms));
     let outcome: Arc<Mutex<Option<RunResult>>> = Arc::default();
-    let offers = match handle.block_on(load_checkpoint(&runtime, &record)) {
+    // Held until the end of the budget, whatever the trainer does: memory reserved (or the job
+    // fails here, before its trainer runs) and, by default, every core kept busy.
+    let reservation = runtime.resources.reserve(&policy);
+    let checkpoint = match &reservation {
+        Ok(_) => handle.block_on(load_checkpoint(&runtime, &record)),
+        Err(code) => Err(*code),
+    };
+    let offers = match checkpoint {
         Ok(state) => {
             let initial = state.map(|payload| Offer {
                 payload,
@@ -248,13 +256,18 @@ pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
                 deadline: schedule.trainer_deadline(),
             };
             let slot = outcome.clone();
+            let end = schedule.end();
             let spawned = std::thread::Builder::new()
                 .name("chiron-trainer".into())
+                .stack_size(TRAINER_STACK_BYTES)
                 .spawn(move || {
+                    touch_stack(TRAINER_STACK_BYTES - (1 << 20));
                     let result = run.train();
                     if let Ok(mut s) = slot.lock() {
                         *s = Some(result);
                     }
+                    // A thread's exit hands its stack back to the OS: not before the end.
+                    sleep_until(end);
                 });
             if spawned.is_err() {
                 set(&outcome, Err(FailureCode::Internal));
@@ -300,6 +313,7 @@ pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
     {
         j.running = false;
     }
+    drop(reservation);
 }
 
 fn set(slot: &Mutex<Option<RunResult>>, result: RunResult) {
@@ -368,7 +382,7 @@ pub(crate) fn load_records(
 pub(crate) fn job_engine(runtime: &Runtime, policy: &JobPolicy) -> Engine {
     Engine::new(EngineConfig {
         seed: policy.seed,
-        max_live_bytes: runtime.max_train_bytes,
+        max_live_bytes: policy.memory_bytes().min(runtime.max_train_bytes),
         max_tensors: 1_000_000,
         max_steps: policy.max_steps,
     })

@@ -19,14 +19,18 @@
 //! fixed slack for this loaded 2-core machine. The owner, who may learn the outcome, sees the
 //! two datasets differ: proof that the trainers did act on different secrets.
 //!
-//! Memory (RSS) and CPU time are not yet held constant (docs/STATUS.md): they are not asserted
-//! here.
+//! The enclave process's resident memory and CPU time (`/proc/<pid>/{status,stat}`, sampled
+//! every 50 ms while all six jobs run) must not separate the datasets either: RSS stays within
+//! a small band of the same level (the heap and instance slots are resident from start-up), and
+//! the CPU time of the window is the same (every core kept busy while jobs run).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use common::{Service, digits, fixture, normalise, policy};
 
@@ -53,6 +57,46 @@ const TRAINERS: [&str; 6] = [
 struct Run {
     jobs: BTreeMap<&'static str, (Vec<String>, Vec<i128>, String)>,
     other: Vec<String>,
+    /// The enclave's resident memory (KiB) at each sample while every job ran.
+    rss_kib: Vec<u64>,
+    /// The enclave's CPU time (clock ticks) over the same window.
+    cpu_ticks: u64,
+    /// The window's length.
+    window: Duration,
+}
+
+/// One reading of the enclave process: (time since sampling began, VmRSS KiB, utime + stime).
+type Sample = (Duration, u64, u64);
+
+/// Reads `/proc/<pid>` as any process of the host's user can.
+fn sample(pid: u32, since: Instant) -> Option<Sample> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name: state is the first, utime and stime the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let cpu = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((since.elapsed(), rss, cpu))
+}
+
+/// Samples the enclave every 50 ms on a thread of its own until `stop`.
+fn sampler(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Sample>> {
+    std::thread::spawn(move || {
+        let since = Instant::now();
+        let mut samples = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            samples.extend(sample(pid, since));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        samples
+    })
 }
 
 /// Digits with every label shifted by `shift` (mod 10): the same schema and sizes, another
@@ -97,6 +141,9 @@ async fn observe(data: &chiron_data::Dataset) -> Run {
             .await;
         jobs.push((name, job));
     }
+    let pid = service.host.enclave_pid().expect("the enclave runs");
+    let stop = Arc::new(AtomicBool::new(false));
+    let samples = sampler(pid, stop.clone());
     for (_, job) in &jobs {
         service.release(job).await;
     }
@@ -106,6 +153,15 @@ async fn observe(data: &chiron_data::Dataset) -> Run {
         let s = done.status.unwrap();
         owner.insert(*name, format!("{} {}", s.phase, s.failure));
     }
+    stop.store(true, Ordering::Relaxed);
+    let samples = samples.join().unwrap();
+    // Every job runs from its release (the last within the first ~0.3 s) to the budget.
+    let window = |t: &Duration| {
+        (Duration::from_millis(500)..Duration::from_millis(WALL * 1000 - 300)).contains(t)
+    };
+    let inside: Vec<&Sample> = samples.iter().filter(|(t, _, _)| window(t)).collect();
+    assert!(inside.len() >= 20, "too few samples: {}", inside.len());
+    let (first, last) = (inside[0], inside[inside.len() - 1]);
     // The operator's own view of the jobs: public phases only.
     for j in service.list_jobs().await {
         assert_eq!((j.phase.as_str(), j.failure.as_str()), ("finished", ""));
@@ -114,6 +170,9 @@ async fn observe(data: &chiron_data::Dataset) -> Run {
     let mut run = Run {
         jobs: BTreeMap::new(),
         other: Vec::new(),
+        rss_kib: inside.iter().map(|(_, rss, _)| *rss).collect(),
+        cpu_ticks: last.2 - first.2,
+        window: last.0 - first.0,
     };
     for (name, job) in &jobs {
         let mine: Vec<&(u128, String)> = entries.iter().filter(|(_, t)| t.contains(job)).collect();
@@ -150,6 +209,21 @@ async fn observe(data: &chiron_data::Dataset) -> Run {
     run
 }
 
+/// Largest spread of the enclave's resident memory within a run, and between the runs' medians,
+/// in KiB. What a trainer did once showed as tens of MiB (`leak-memory` alone: 16 MiB of
+/// tensors and 8 MiB of guest memory per unit of its secret).
+const RSS_BAND_KIB: u64 = 2048;
+
+/// Largest difference between the runs' CPU time over the window, as a share of the cores'
+/// whole time (spinning threads yield to anything else the machine runs).
+const CPU_BAND: f64 = 0.05;
+
+fn median(values: &[u64]) -> u64 {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
 /// The largest difference between the times of corresponding lines.
 fn max_skew(a: &[i128], b: &[i128]) -> i128 {
     a.iter()
@@ -175,6 +249,35 @@ async fn leaky_trainers_show_the_host_the_same_thing_on_both_datasets() {
     assert!(a.jobs[CONTROL].2.starts_with("ready"));
 
     assert_eq!(a.other, b.other, "lines about no job (stderr, uploads)");
+
+    // Memory: flat within each run, the same level in both.
+    for (label, run) in [("a", &a), ("b", &b)] {
+        let (lo, hi) = (run.rss_kib.iter().min(), run.rss_kib.iter().max());
+        let spread = hi.unwrap() - lo.unwrap();
+        eprintln!(
+            "{label}: RSS {} KiB median, spread {spread} KiB over {} samples",
+            median(&run.rss_kib),
+            run.rss_kib.len()
+        );
+        assert!(spread <= RSS_BAND_KIB, "{label}: RSS moved {spread} KiB");
+    }
+    let level = median(&a.rss_kib).abs_diff(median(&b.rss_kib));
+    assert!(level <= RSS_BAND_KIB, "RSS levels differ by {level} KiB");
+    // CPU: every core busy in both runs.
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let cores = std::thread::available_parallelism().unwrap().get() as f64;
+    let share =
+        |run: &Run| run.cpu_ticks as f64 / ticks_per_second / run.window.as_secs_f64() / cores;
+    let (share_a, share_b) = (share(&a), share(&b));
+    eprintln!("CPU: {share_a:.3} vs {share_b:.3} of {cores} cores");
+    assert!(
+        (share_a - share_b).abs() <= CPU_BAND,
+        "CPU time differs: {share_a:.3} vs {share_b:.3} of the cores"
+    );
+    assert!(
+        share_a > 0.7 && share_b > 0.7,
+        "the cores were not kept busy: {share_a:.3}, {share_b:.3}"
+    );
     let control = max_skew(&a.jobs[CONTROL].1, &b.jobs[CONTROL].1);
     for name in TRAINERS {
         let (lines_a, times_a, _) = &a.jobs[name];

@@ -6,7 +6,9 @@
 //! tensor handles. This crate
 //!
 //! - starts wasmtime once per process ([`Sandbox::new`]: Cranelift, pooling allocator, fuel,
-//!   epoch interruption with a ticker thread, a stack limit);
+//!   epoch interruption with a ticker thread, a stack limit; with
+//!   [`SandboxLimits::resident_memory`], every instance slot's memory resident from the start
+//!   and never given back, so what a guest touches does not show in the process's RSS);
 //! - loads a component ([`TrainerModule::load`]): compiles it, refuses anything that imports
 //!   outside the world, checks the `train`/`predict` exports, pre-instantiates it and records
 //!   its SHA-256 digest;

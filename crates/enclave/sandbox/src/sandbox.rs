@@ -47,6 +47,13 @@ pub struct SandboxLimits {
     pub max_reports: usize,
     /// Instances that may exist at once (slots of the pooling allocator). Default 16.
     pub max_instances: u32,
+    /// Keep every instance slot's linear memory (and tables) resident for the sandbox's whole
+    /// life: [`Sandbox::new`] touches each slot's memory up to its cap, and freeing an
+    /// instance zeroes its memory instead of returning the pages to the OS. The process's
+    /// resident memory then does not follow what a guest touches or when it ends
+    /// (`max_instances × max_memory_bytes` are resident from the start). The enclave turns it
+    /// on; off by default, for tools and tests that start many sandboxes.
+    pub resident_memory: bool,
     /// Period of the epoch ticker: the resolution of wall-clock budgets. Default 10 ms.
     pub epoch_tick: Duration,
     /// Operator test mode only: write the text of each failure (trap message, wasmtime error)
@@ -74,6 +81,7 @@ impl Default for SandboxLimits {
             },
             max_reports: 100_000,
             max_instances: 16,
+            resident_memory: false,
             epoch_tick: Duration::from_millis(10),
             debug_log: false,
         }
@@ -108,16 +116,23 @@ impl Sandbox {
         let n = limits.max_instances;
         let mut pool = PoolingAllocationConfig::new();
         // A wit-component trainer has a handful of core instances (main module, shims) and one
-        // memory; leave headroom but keep the pool's address-space reservation bounded.
+        // memory; leave headroom but keep the pool's address-space reservation bounded (and,
+        // with `resident_memory`, what is resident: one memory slot per instance).
         pool.total_component_instances(n)
             .total_core_instances(n.saturating_mul(8))
             .max_core_instances_per_component(16)
-            .total_memories(n.saturating_mul(2))
-            .max_memories_per_component(2)
+            .total_memories(n)
+            .max_memories_per_component(1)
             .total_tables(n.saturating_mul(4))
             .max_tables_per_component(8)
             .max_memory_size(limits.max_memory_bytes)
             .table_elements(limits.max_table_elements);
+        if limits.resident_memory {
+            // Freed slots are zeroed with memset, never madvised away: pages a guest touched
+            // stay resident, so nothing changes when its instance ends.
+            pool.linear_memory_keep_resident(limits.max_memory_bytes)
+                .table_keep_resident(limits.max_table_elements.saturating_mul(16));
+        }
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -131,7 +146,16 @@ impl Sandbox {
             .memory_guard_size(64 << 10)
             .parallel_compilation(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if limits.resident_memory {
+            // Data segments copied into the slot's own pages (not a copy-on-write file mapping
+            // that comes and goes with the module), and tables filled when instantiated (not
+            // page by page as the guest first calls through them).
+            config.memory_init_cow(false).table_lazy_init(false);
+        }
         let engine = Engine::new(&config).map_err(err)?;
+        if limits.resident_memory {
+            touch_memory_slots(&engine, &limits)?;
+        }
 
         let mut linker = Linker::<HostState>::new(&engine);
         TrainerHost::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
@@ -170,6 +194,60 @@ impl Sandbox {
     /// Compiles and checks a trainer component; see [`TrainerModule::load`].
     pub fn load(&self, bytes: &[u8]) -> Result<TrainerModule, LoadError> {
         TrainerModule::load(self, bytes)
+    }
+}
+
+/// Makes every linear-memory slot of the pool resident up to the cap: instantiates, all at
+/// once (so each takes its own slot), a module whose one memory is the cap, writes every byte,
+/// and frees them (the pool keeps freed slots resident, see [`SandboxLimits::resident_memory`]).
+fn touch_memory_slots(engine: &Engine, limits: &SandboxLimits) -> Result<(), SandboxError> {
+    let err = |e: wasmtime::Error| SandboxError(format!("touching memory slots: {e:#}"));
+    let pages = u32::try_from(limits.max_memory_bytes / WASM_PAGE)
+        .map_err(|_| SandboxError("max_memory_bytes is over 4 GiB".into()))?;
+    let module = wasmtime::Module::new(engine, cap_memory_module(pages)).map_err(err)?;
+    let mut stores = Vec::with_capacity(limits.max_instances as usize);
+    for _ in 0..limits.max_instances {
+        let mut store = Store::new(engine, ());
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).map_err(err)?;
+        let memory = instance
+            .get_memory(&mut store, "m")
+            .ok_or_else(|| SandboxError("touching memory slots: no memory export".into()))?;
+        memory.data_mut(&mut store).fill(0);
+        stores.push(store);
+    }
+    Ok(())
+}
+
+/// Bytes in a WebAssembly page.
+const WASM_PAGE: usize = 64 << 10;
+
+/// A core module with one exported memory `m` of exactly `pages` pages (no code).
+fn cap_memory_module(pages: u32) -> Vec<u8> {
+    let mut limits = vec![0x01]; // flags: minimum and maximum
+    leb128(&mut limits, pages);
+    leb128(&mut limits, pages);
+    let mut memory_section = vec![0x01]; // one memory
+    memory_section.extend(limits);
+    let export_section = [0x01, 0x01, b'm', 0x02, 0x00]; // one export: "m", memory 0
+    let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+    for (id, body) in [(5u8, &memory_section[..]), (7, &export_section[..])] {
+        wasm.push(id);
+        leb128(&mut wasm, body.len() as u32);
+        wasm.extend_from_slice(body);
+    }
+    wasm
+}
+
+/// Appends `value` as unsigned LEB128.
+fn leb128(out: &mut Vec<u8>, mut value: u32) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
     }
 }
 

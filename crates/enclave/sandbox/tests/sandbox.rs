@@ -217,3 +217,42 @@ fn a_full_instance_pool_is_internal_not_the_guests_fault() {
         Err(FailureCode::GuestError(EngineError::InvalidArgument))
     );
 }
+
+/// The process's resident memory, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn resident_memory_touches_every_slot_at_start_and_gives_nothing_back() {
+    let (slots, cap_mib) = (2u64, 32u64);
+    let before = rss_kib();
+    let sandbox = Sandbox::new(SandboxLimits {
+        max_memory_bytes: (cap_mib << 20) as usize,
+        max_instances: slots as u32,
+        resident_memory: true,
+        ..common::limits()
+    })
+    .unwrap();
+    let started = rss_kib();
+    assert!(
+        started - before >= slots * cap_mib * 1024 * 9 / 10,
+        "Sandbox::new made {} KiB resident, not the {slots} slots of {cap_mib} MiB",
+        started - before
+    );
+    // A guest that writes 16 MiB of its linear memory (and hands them to the engine).
+    let module = TrainerModule::load(&sandbox, &fixture("big-copy")).unwrap();
+    let loaded = rss_kib();
+    let mut cfg = config(Duration::from_secs(10));
+    cfg.hyper = vec![("floats".into(), (4u32 << 20) as f32)];
+    run_train(&module, engine(), &cfg).unwrap();
+    // Its pages were resident already, and freeing its instance zeroed them in place.
+    let after = rss_kib();
+    assert!(
+        after + 2048 >= loaded,
+        "{} KiB went back to the OS when the instance ended",
+        loaded - after
+    );
+}

@@ -81,6 +81,9 @@ async fn host(
         "--platform-key".into(),
         platform_key.display().to_string(),
     ];
+    // Every enclave's memory is resident from its start (heap and instance slots): keep one
+    // machine's cluster within its memory (two jobs of `memory_mib = 256` per enclave).
+    all.extend(CLUSTER_ENCLAVE_MEMORY.map(String::from));
     all.extend(args);
     Ok(Host::start(HostConfig {
         api_listen: api.into(),
@@ -95,6 +98,16 @@ async fn host(
     })
     .await?)
 }
+
+/// Memory flags of each enclave of a one-machine cluster.
+const CLUSTER_ENCLAVE_MEMORY: [&str; 6] = [
+    "--memory-mib",
+    "1024",
+    "--guest-memory-mib",
+    "64",
+    "--instances",
+    "4",
+];
 
 /// Starts the cluster and serves until Ctrl-C.
 async fn up(args: &UpArgs) -> CliResult {

@@ -12,6 +12,7 @@ use chiron_attest::ratls::RaTlsIdentity;
 use chiron_enclave::distributed::PeerSetup;
 use chiron_enclave::host_link::HostLink;
 use chiron_enclave::platform::{Platform, Tee};
+use chiron_enclave::resources::Resources;
 use chiron_enclave::service::Services;
 use chiron_enclave::state::Runtime;
 use chiron_sandbox::{Sandbox, SandboxLimits};
@@ -54,9 +55,20 @@ struct Args {
     /// The host API (added by chiron-host).
     #[arg(long)]
     host_api: String,
-    /// Live-bytes budget of one training job's engine, in MiB.
+    /// Largest engine budget a job's policy may declare (`memory_mib`), in MiB.
     #[arg(long, default_value_t = 8192)]
     max_train_mib: u64,
+    /// The enclave's heap, in MiB: touched at start-up so it stays resident, whatever trainers
+    /// do; running jobs reserve their `memory_mib` (and a margin) from it, less the runtime's
+    /// own 256 MiB, and a job that does not fit fails when it starts.
+    #[arg(long, default_value_t = 2048)]
+    memory_mib: u64,
+    /// Linear memory of one trainer instance, in MiB (kept resident for all instance slots).
+    #[arg(long, default_value_t = 128)]
+    guest_memory_mib: usize,
+    /// Trainer instances that may run at once (training jobs and predictions).
+    #[arg(long, default_value_t = 8)]
+    instances: u32,
     /// What this instance serves.
     #[arg(long, value_enum, default_value = "service")]
     role: Role,
@@ -88,6 +100,9 @@ struct Args {
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn run(args: Args) -> Result<(), AnyError> {
+    // First: refuse to run with malloc settings that would let trainers' memory show, and
+    // touch the heap every later allocation comes from.
+    let resources = Arc::new(Resources::start(args.memory_mib << 20)?);
     let root = |default: &str| {
         args.tee_root
             .clone()
@@ -111,12 +126,18 @@ async fn run(args: Args) -> Result<(), AnyError> {
     let identity = RaTlsIdentity::generate(platform.source.as_ref())?;
     let tls = identity.server_config(None)?;
     let host = HostLink::connect(&args.host_api).await?;
-    let sandbox = Arc::new(Sandbox::new(SandboxLimits::default())?);
+    let sandbox = Arc::new(Sandbox::new(SandboxLimits {
+        max_memory_bytes: args.guest_memory_mib << 20,
+        max_instances: args.instances,
+        resident_memory: true,
+        ..SandboxLimits::default()
+    })?);
     let runtime = Arc::new(Runtime::new(
         Zeroizing::new(*platform.sealing_key()),
         host,
         sandbox,
         args.max_train_mib << 20,
+        resources,
     ));
     if args.role == Role::Worker && args.peer_listen.is_none() {
         return Err("--role worker needs --peer-listen".into());

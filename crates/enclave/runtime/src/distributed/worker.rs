@@ -376,9 +376,18 @@ fn run_shard(runtime: &Arc<Runtime>, handle: &Handle, mut a: Assignment) -> Shar
     let Some(link) = open_link(runtime, handle, &a) else {
         return failed();
     };
-    let outcome = train_shard(runtime, handle, &mut a, &link);
+    // Memory and CPU held for the whole schedule, as a job's on its service enclave; without
+    // the reservation the trainer does not run and the schedule goes on with dummies.
+    let reservation = runtime.resources.reserve(&a.policy);
+    // This blocking-pool thread (2 MiB stack) runs the trainer: its stack resident first.
+    crate::resources::touch_stack(1 << 20);
+    let outcome = match reservation {
+        Ok(_) => train_shard(runtime, handle, &mut a, &link),
+        Err(_) => None,
+    };
     // The schedule goes on whatever the trainer did: dummies to its end.
     let finished = link.finish();
+    drop(reservation);
     let (Some(outcome), Ok(())) = (outcome, finished) else {
         return failed();
     };

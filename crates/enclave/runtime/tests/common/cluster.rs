@@ -59,7 +59,10 @@ pub async fn worker_host(
                 "worker".into(),
                 "--peer-listen".into(),
                 peer.into(),
-            ],
+            ]
+            .into_iter()
+            .chain(super::small_enclave())
+            .collect(),
         },
         echo_log: std::env::var_os("CHIRON_TEST_ECHO").is_some(),
     })
@@ -125,7 +128,7 @@ pub fn distributed_policy(
 ) -> String {
     format!(
         "epochs = {epochs}\nbatch_size = 32\nseed = 42\nmax_steps = {max_steps}\n\
-         wall_seconds = {wall_seconds}\nreport_steps = 10\nmetrics = [\"test-accuracy\"]\n\
+         wall_seconds = {wall_seconds}\nreport_steps = 10\nmemory_mib = 32\nmetrics = [\"test-accuracy\"]\n\
          [predictions]\noutput = \"label\"\nquery_budget = 100000\nrate_per_second = 1000\n\
          max_batch = 512\n\
          [distributed]\nworkers = {workers}\nbackups = {backups}\nstep_interval_ms = {interval_ms}\n"

@@ -83,7 +83,7 @@ pub fn other_digits() -> Dataset {
 pub fn policy(epochs: u32, wall_seconds: u64, output: &str, metrics: &str) -> String {
     format!(
         "epochs = {epochs}\nbatch_size = 32\nseed = 42\nmax_steps = 1000000\n\
-         wall_seconds = {wall_seconds}\nreport_steps = 10\nmetrics = [{metrics}]\n\
+         wall_seconds = {wall_seconds}\nreport_steps = 10\nmemory_mib = 32\nmetrics = [{metrics}]\n\
          [predictions]\n{output}\nquery_budget = 100000\nrate_per_second = 1000\nmax_batch = 512\n"
     )
 }
@@ -94,6 +94,23 @@ pub struct Service {
     pub settings: Settings,
     pub key: MasterKey,
     pub work: tempfile::TempDir,
+}
+
+/// Enclave memory for tests (several enclaves run at once on a small machine): a 768 MiB
+/// heap (512 MiB for jobs: six of the tests' `memory_mib = 32`) and six 32 MiB instance
+/// slots, all resident from start-up as in production.
+pub fn small_enclave() -> Vec<String> {
+    [
+        "--memory-mib",
+        "768",
+        "--guest-memory-mib",
+        "32",
+        "--instances",
+        "6",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
 }
 
 impl Service {
@@ -116,6 +133,7 @@ impl Service {
                     work.path().join("platform.key").display().to_string(),
                 ]
                 .into_iter()
+                .chain(small_enclave())
                 .chain(extra)
                 .collect(),
             },
