@@ -22,7 +22,8 @@
 //! The enclave process's resident memory and CPU time (`/proc/<pid>/{status,stat}`, sampled
 //! every 50 ms while all six jobs run) must not separate the datasets either: RSS stays within
 //! a small band of the same level (the heap and instance slots are resident from start-up), and
-//! the CPU time of the window is the same (every core kept busy while jobs run).
+//! no core goes idle while the jobs run (so the enclave's CPU time is what other processes
+//! leave, whatever the trainers do).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -61,12 +62,15 @@ struct Run {
     rss_kib: Vec<u64>,
     /// The enclave's CPU time (clock ticks) over the same window.
     cpu_ticks: u64,
+    /// The machine's idle share over the window (`/proc/stat`).
+    idle: f64,
     /// The window's length.
     window: Duration,
 }
 
-/// One reading of the enclave process: (time since sampling began, VmRSS KiB, utime + stime).
-type Sample = (Duration, u64, u64);
+/// One reading: time since sampling began, the enclave's VmRSS (KiB) and utime + stime, and
+/// the machine's idle and total CPU ticks.
+type Sample = (Duration, u64, u64, u64, u64);
 
 /// Reads `/proc/<pid>` as any process of the host's user can.
 fn sample(pid: u32, since: Instant) -> Option<Sample> {
@@ -83,7 +87,18 @@ fn sample(pid: u32, since: Instant) -> Option<Sample> {
     // Fields after the command name: state is the first, utime and stime the 12th and 13th.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let cpu = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some((since.elapsed(), rss, cpu))
+    // The machine: "cpu  user nice system idle iowait irq softirq steal ...".
+    let machine = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = machine
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((since.elapsed(), rss, cpu, idle, ticks.iter().sum()))
 }
 
 /// Samples the enclave every 50 ms on a thread of its own until `stop`.
@@ -159,7 +174,7 @@ async fn observe(data: &chiron_data::Dataset) -> Run {
     let window = |t: &Duration| {
         (Duration::from_millis(500)..Duration::from_millis(WALL * 1000 - 300)).contains(t)
     };
-    let inside: Vec<&Sample> = samples.iter().filter(|(t, _, _)| window(t)).collect();
+    let inside: Vec<&Sample> = samples.iter().filter(|s| window(&s.0)).collect();
     assert!(inside.len() >= 20, "too few samples: {}", inside.len());
     let (first, last) = (inside[0], inside[inside.len() - 1]);
     // The operator's own view of the jobs: public phases only.
@@ -170,8 +185,9 @@ async fn observe(data: &chiron_data::Dataset) -> Run {
     let mut run = Run {
         jobs: BTreeMap::new(),
         other: Vec::new(),
-        rss_kib: inside.iter().map(|(_, rss, _)| *rss).collect(),
+        rss_kib: inside.iter().map(|s| s.1).collect(),
         cpu_ticks: last.2 - first.2,
+        idle: (last.3 - first.3) as f64 / (last.4 - first.4).max(1) as f64,
         window: last.0 - first.0,
     };
     for (name, job) in &jobs {
@@ -214,9 +230,15 @@ async fn observe(data: &chiron_data::Dataset) -> Run {
 /// tensors and 8 MiB of guest memory per unit of its secret).
 const RSS_BAND_KIB: u64 = 2048;
 
-/// Largest difference between the runs' CPU time over the window, as a share of the cores'
-/// whole time (spinning threads yield to anything else the machine runs).
-const CPU_BAND: f64 = 0.05;
+/// Most of the machine's CPU time that may go idle while the jobs run: the enclave's spinners
+/// take every cycle nothing else wants, so its CPU time is the cores' time less what other
+/// processes (the host, this test) take — whatever the trainers do.
+const MAX_IDLE: f64 = 0.05;
+
+/// Largest difference between the runs' enclave CPU time over the window, as a share of the
+/// cores: the other processes' use varies from run to run (without the spinners the runs
+/// differed by 0.71).
+const CPU_BAND: f64 = 0.15;
 
 fn median(values: &[u64]) -> u64 {
     let mut v = values.to_vec();
@@ -269,15 +291,21 @@ async fn leaky_trainers_show_the_host_the_same_thing_on_both_datasets() {
     let share =
         |run: &Run| run.cpu_ticks as f64 / ticks_per_second / run.window.as_secs_f64() / cores;
     let (share_a, share_b) = (share(&a), share(&b));
-    eprintln!("CPU: {share_a:.3} vs {share_b:.3} of {cores} cores");
+    eprintln!(
+        "CPU: {share_a:.3} vs {share_b:.3} of {cores} cores; machine idle {:.3} vs {:.3}",
+        a.idle, b.idle
+    );
+    assert!(
+        a.idle <= MAX_IDLE && b.idle <= MAX_IDLE,
+        "cores went idle while jobs ran: {:.3}, {:.3}",
+        a.idle,
+        b.idle
+    );
     assert!(
         (share_a - share_b).abs() <= CPU_BAND,
         "CPU time differs: {share_a:.3} vs {share_b:.3} of the cores"
     );
-    assert!(
-        share_a > 0.7 && share_b > 0.7,
-        "the cores were not kept busy: {share_a:.3}, {share_b:.3}"
-    );
+
     let control = max_skew(&a.jobs[CONTROL].1, &b.jobs[CONTROL].1);
     for name in TRAINERS {
         let (lines_a, times_a, _) = &a.jobs[name];
