@@ -128,6 +128,12 @@ impl Resources {
         self.cpu.lock().is_ok_and(|c| c.1.is_some())
     }
 
+    /// Most `memory_mib` a job can reserve on this enclave when it runs alone.
+    pub fn max_job_mib(&self) -> u64 {
+        // reservation_bytes inverted: budget × 5/4 + 32 MiB ≤ job share.
+        (self.job_bytes.saturating_sub(32 << 20) / 5 * 4) >> 20
+    }
+
     /// Bytes running jobs hold.
     pub fn reserved_bytes(&self) -> u64 {
         self.reserved.lock().map(|r| *r).unwrap_or(0)
@@ -256,6 +262,7 @@ mod tests {
         let per_job = reservation_bytes(&policy(64));
         let heap = RUNTIME_SHARE_BYTES + 2 * per_job + 1;
         let resources = Arc::new(Resources::unchecked(heap).unwrap());
+        assert!(resources.max_job_mib() >= 64);
         let first = resources.reserve(&policy(64)).unwrap();
         assert!(!resources.cpu_fill_running(), "constant_cpu = false");
         let second = resources.reserve(&policy(64)).unwrap();
@@ -269,6 +276,17 @@ mod tests {
         let third = resources.reserve(&policy(64)).unwrap();
         drop((second, third));
         assert_eq!(resources.reserved_bytes(), 0);
+    }
+
+    #[test]
+    fn the_largest_job_alone_fits_and_one_more_mib_does_not() {
+        let resources = Arc::new(Resources::unchecked(1 << 30).unwrap());
+        let max = u32::try_from(resources.max_job_mib()).unwrap();
+        drop(resources.reserve(&policy(max)).unwrap());
+        assert_eq!(
+            resources.reserve(&policy(max + 1)).unwrap_err(),
+            FailureCode::ResourcesUnavailable
+        );
     }
 
     #[test]

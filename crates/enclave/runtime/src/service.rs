@@ -231,11 +231,13 @@ impl Owner for Services {
         let r = request.into_inner();
         // The policy is the owner's own text: its errors may go back verbatim.
         let policy = JobPolicy::parse(&r.policy_toml).map_err(Status::invalid_argument)?;
-        if policy.memory_bytes() > self.runtime.max_train_bytes {
+        let max_mib =
+            (self.runtime.max_train_bytes >> 20).min(self.runtime.resources.max_job_mib());
+        if u64::from(policy.memory_mib) > max_mib {
             return Err(Status::failed_precondition(format!(
-                "job policy: memory_mib is {}, but this enclave allows at most {} per job",
-                policy.memory_mib,
-                self.runtime.max_train_bytes >> 20
+                "job policy: memory_mib is {}, but this enclave allows at most {max_mib} per job \
+                 (--max-train-mib, and what --memory-mib leaves for one job)",
+                policy.memory_mib
             )));
         }
         if let Some(d) = policy.distributed {

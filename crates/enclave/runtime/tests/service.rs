@@ -120,6 +120,17 @@ async fn submissions_that_do_not_fit_are_refused_with_a_reason() {
             Code::InvalidArgument,
             "epochs",
         ),
+        (
+            // The tests' enclave has a 768 MiB heap: 512 MiB for jobs.
+            request(
+                &digest,
+                "datasets/none",
+                vec![0; 32],
+                &good.replace("memory_mib = 32", "memory_mib = 512"),
+            ),
+            Code::FailedPrecondition,
+            "memory_mib",
+        ),
     ] {
         let e = owner.submit_job(req).await.unwrap_err();
         assert_eq!(e.code(), code, "{}", e.message());
