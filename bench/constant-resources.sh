@@ -7,8 +7,8 @@
 #              freed memory still went back to the OS, RSS followed the trainer)
 #   resident   chiron_proto::ENCLAVE_MALLOC_TUNABLES (one arena, no mmap, never trim: what
 #              the enclave runs with now, its heap touched at start)
-#   +cpu-fill  resident, plus one `nice -n 19` busy loop per core for the whole run (what the
-#              enclave's CpuFill does while a job with constant_cpu runs)
+#   +cpu-fill  resident, plus one SCHED_IDLE busy loop per core for the whole run (`chrt --idle`;
+#              what the enclave's CpuFill does while a job with constant_cpu runs)
 #
 # Prints the median train img/s of each and its ratio to the baseline (target: >= 0.95), and
 # writes bench/out/constant-resources.json.
@@ -46,10 +46,13 @@ case "$resident_tunables" in
     *) echo "could not read ENCLAVE_MALLOC_TUNABLES: '$resident_tunables'" >&2; exit 1 ;;
 esac
 
+# What the enclave's CpuFill threads run as: SCHED_IDLE (`chrt --idle 0`); FILL=nice: nice 19.
+spin="chrt --idle 0"
+[ "${FILL:-idle}" = nice ] && spin="nice -n 19"
 fill_pids=()
 start_fill() {
     for _ in $(seq "$(nproc)"); do
-        nice -n 19 sh -c 'while :; do :; done' &
+        $spin sh -c 'while :; do :; done' &
         fill_pids+=($!)
     done
 }

@@ -11,9 +11,11 @@
 //!   (`SandboxLimits::resident_memory`); a trainer thread touches its whole stack when it
 //!   starts ([`touch_stack`]) and lives until the job's end.
 //! - **CPU.** While any job runs, [`CpuFill`] keeps every core the enclave may use busy with
-//!   one spinning thread per core at the lowest priority (nice 19): the process's CPU time is
-//!   cores × wall time whatever trainers compute, and normal-priority work (trainers, the
-//!   engine) preempts the spinners, which cost it about 1.5 % (nice 19's CFS weight).
+//!   one spinning thread per core under `SCHED_IDLE`: the process's CPU time is cores × wall
+//!   time whatever trainers compute, and any normal thread that wakes (trainers, the engine's
+//!   workers) preempts a spinner at once. (Nice 19 was not enough: the engine's workers, waking
+//!   every few hundred microseconds, waited out the spinners' slices — 12–23 % slower training
+//!   in `bench/constant-resources.sh` with `FILL=nice`.)
 //!
 //! What is left (docs/service.md): a job whose allocations outgrow its reservation (temporaries
 //! beyond the margin, fragmentation) grows the heap once, by that much; per-thread CPU times
@@ -179,7 +181,7 @@ fn touch_heap(bytes: usize) {
     std::hint::black_box(&heap);
 }
 
-/// Lowest-priority threads, one per core, that spin while it lives (see the module docs).
+/// `SCHED_IDLE` threads, one per core, that spin while it lives (see the module docs).
 /// One per enclave, shared by its running jobs ([`Resources::reserve`]).
 #[derive(Debug)]
 pub struct CpuFill {
@@ -199,11 +201,14 @@ impl CpuFill {
                     .name(format!("chiron-cpu-fill-{i}"))
                     .stack_size(64 << 10)
                     .spawn(move || {
-                        // Per-thread on Linux: only this spinner drops to nice 19. Should it
-                        // fail, spinning at normal priority still keeps the time constant.
-                        let _ = rustix::process::setpriority_process(
-                            Some(rustix::thread::gettid()),
-                            19,
+                        // Should it fail, spinning at normal priority still keeps the time
+                        // constant (at the trainer's expense).
+                        let _ = thread_priority::set_thread_priority_and_policy(
+                            thread_priority::thread_native_id(),
+                            thread_priority::ThreadPriority::Min,
+                            thread_priority::ThreadSchedulePolicy::Normal(
+                                thread_priority::NormalThreadSchedulePolicy::Idle,
+                            ),
                         );
                         while !stop.load(Ordering::Relaxed) {
                             std::hint::spin_loop();
