@@ -33,6 +33,10 @@ use chiron_proto::vocab::FailureCode;
 /// never reserved for jobs.
 pub const RUNTIME_SHARE_BYTES: u64 = 256 << 20;
 
+/// What a job reserves beyond its engine budget: a quarter of the budget (temporaries of
+/// operations, allocator slack) and this much for its instance's host-side state.
+const JOB_OVERHEAD_BYTES: u64 = 32 << 20;
+
 /// Stack of a trainer thread: the guest's wasm stack (`SandboxLimits::max_wasm_stack`), the
 /// host calls under it and the engine's frames, with room to spare.
 pub const TRAINER_STACK_BYTES: usize = 4 << 20;
@@ -132,8 +136,8 @@ impl Resources {
 
     /// Most `memory_mib` a job can reserve on this enclave when it runs alone.
     pub fn max_job_mib(&self) -> u64 {
-        // reservation_bytes inverted: budget × 5/4 + 32 MiB ≤ job share.
-        (self.job_bytes.saturating_sub(32 << 20) / 5 * 4) >> 20
+        // reservation_bytes inverted: budget × 5/4 + overhead ≤ job share.
+        (self.job_bytes.saturating_sub(JOB_OVERHEAD_BYTES) / 5 * 4) >> 20
     }
 
     /// Bytes running jobs hold.
@@ -142,11 +146,12 @@ impl Resources {
     }
 }
 
-/// What a job reserves: its engine budget, a quarter more for the temporaries of operations
-/// and allocator slack, and 32 MiB for its instance's host-side state.
+/// What a job reserves: its engine budget, a quarter more, and [`JOB_OVERHEAD_BYTES`].
 pub fn reservation_bytes(policy: &JobPolicy) -> u64 {
     let budget = policy.memory_bytes();
-    budget.saturating_add(budget / 4).saturating_add(32 << 20)
+    budget
+        .saturating_add(budget / 4)
+        .saturating_add(JOB_OVERHEAD_BYTES)
 }
 
 /// A job's hold on the enclave's resources; released when dropped (at the job's end).
