@@ -35,7 +35,7 @@ pub const RUNTIME_SHARE_BYTES: u64 = 256 << 20;
 
 /// What a job reserves beyond its engine budget: a quarter of the budget (temporaries of
 /// operations, allocator slack) and this much for its instance's host-side state.
-const JOB_OVERHEAD_BYTES: u64 = 32 << 20;
+pub const JOB_OVERHEAD_BYTES: u64 = 32 << 20;
 
 /// Stack of a trainer thread: the guest's wasm stack (`SandboxLimits::max_wasm_stack`), the
 /// host calls under it and the engine's frames, with room to spare.
