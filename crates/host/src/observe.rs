@@ -40,6 +40,9 @@ pub struct Direction {
     pub segments: std::collections::BTreeMap<u64, u64>,
     /// Wire bytes of the segment in progress.
     open_segment: u64,
+    /// Every record: when its header passed, and its content bytes (as in `content`: how
+    /// the endpoints' writes fall into records follows scheduling, what they carry does not).
+    pub log: Vec<(Instant, u64)>,
 }
 
 impl Direction {
@@ -121,6 +124,7 @@ fn observe(d: &mut Direction, content_type: u8, len: usize, now: Instant) {
     } else {
         len
     };
+    d.log.push((now, content as u64));
     if content_type != 23 || content != MANAGEMENT_RECORD {
         d.content += content as u64;
     }
@@ -233,6 +237,8 @@ mod tests {
             counter.feed(piece, |t, len| observe(&mut d, t, len, now));
         }
         assert_eq!(d.records, 3);
+        let logged: Vec<u64> = d.log.iter().map(|r| r.1).collect();
+        assert_eq!(logged, [3, 1000 - 17, 34 - 17]);
         assert_eq!(d.content, 3 + 1000 - 17);
         assert_eq!(d.message_records, 1);
         assert!(d.first_message.is_some());

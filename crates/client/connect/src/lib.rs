@@ -210,8 +210,16 @@ impl Prediction {
     }
 }
 
-/// Decodes a reply into one [`Prediction`] per input.
+/// Decodes a reply into one [`Prediction`] per input; a reply without an answer is the error
+/// its failure code names.
 pub fn decode_predictions(reply: &PredictReply) -> Result<Vec<Prediction>, ConnectError> {
+    if !reply.failure.is_empty() {
+        let known = chiron_proto::vocab::PredictFailure::parse(&reply.failure);
+        return Err(ConnectError::Call(match known {
+            Some(f) => format!("no prediction: {f}"),
+            None => "malformed prediction reply".into(),
+        }));
+    }
     let per = reply.per_input as usize;
     if per == 0 || !reply.outputs.len().is_multiple_of(per * 4) {
         return Err(ConnectError::Call("malformed prediction reply".into()));

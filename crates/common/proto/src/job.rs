@@ -42,6 +42,8 @@ struct PredictionsFile {
     rate_per_second: f64,
     #[serde(default = "default_max_batch")]
     max_batch: u32,
+    #[serde(default)]
+    latency_ms: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 fn default_max_batch() -> u32 {
@@ -70,6 +72,8 @@ struct PolicyFile {
     constant_cpu: bool,
     #[serde(default)]
     metrics: Vec<String>,
+    #[serde(default = "default_metric_points")]
+    metric_points: u32,
     predictions: PredictionsFile,
     #[serde(default)]
     distributed: Option<DistributedFile>,
@@ -140,6 +144,26 @@ fn default_constant_cpu() -> bool {
     true
 }
 
+fn default_metric_points() -> u32 {
+    16
+}
+
+/// Most points of one metric a status may carry (`metric_points`).
+pub const MAX_METRIC_POINTS: u32 = 64;
+
+/// Longest reply time a policy may declare for a prediction request, in milliseconds.
+pub const MAX_PREDICT_LATENCY_MS: u64 = 600_000;
+
+/// Reply time of a prediction request of up to `inputs` inputs when the policy declares none:
+/// 50 ms and 3 ms per input (the demo's CNN answers 256 inputs in ~7 ms on two cores; `chiron
+/// trainer test` reports a trainer's own times).
+pub fn default_predict_latency(inputs: u32) -> Duration {
+    Duration::from_millis(50 + 3 * u64::from(inputs))
+}
+
+/// The batch-size classes of the default latencies: these, up to `max_batch`, and `max_batch`.
+const DEFAULT_LATENCY_CLASSES: [u32; 4] = [1, 8, 64, 512];
+
 /// Largest `memory_mib` a policy may declare (the enclave's own `--max-train-mib` may be less).
 pub const MAX_MEMORY_MIB: u32 = 1 << 20;
 
@@ -180,6 +204,10 @@ pub struct JobPolicy {
     pub constant_cpu: bool,
     /// Metrics the owner sees.
     pub metrics: Vec<MetricName>,
+    /// Points of each metric the owner's status holds (the latest ones): every status reply
+    /// has room for exactly this many per metric, filled or not, so its size does not say how
+    /// many the trainer reported.
+    pub metric_points: u32,
     /// The shape of predictions.
     pub output: OutputPolicy,
     /// Inputs the owner may ask predictions for, in all.
@@ -188,6 +216,14 @@ pub struct JobPolicy {
     pub rate_per_second: f64,
     /// Inputs per prediction request.
     pub max_batch: u32,
+    /// When a prediction request is answered, by batch-size class: `(inputs, latency)` pairs,
+    /// ascending, the last class at least `max_batch`. A request of `n` inputs is answered
+    /// exactly the latency of the smallest class of at least `n` inputs after it arrived —
+    /// with the answer, or with the one failure if the trainer failed or had not finished —
+    /// so its timing says nothing about the model or the data. A latency of zero (for
+    /// development and baselines only) answers as soon as the trainer has: the host then sees
+    /// how long it took.
+    pub predict_latency: Vec<(u32, Duration)>,
     /// For a distributed job: its workers and mode. Every worker sends exactly `max_steps`
     /// step messages (dummies once its trainer ended), so `max_steps` is also the job's length
     /// on the wire.
@@ -210,6 +246,15 @@ impl JobPolicy {
     /// Bytes every sealed checkpoint and model is padded to.
     pub fn sealed_blob_bytes(&self) -> usize {
         (self.sealed_blob_mib as usize) << 20
+    }
+
+    /// When a request of `inputs` inputs is answered, after it arrived (see
+    /// [`Self::predict_latency`]); `None` above every class (more than `max_batch` inputs).
+    pub fn predict_latency_for(&self, inputs: u32) -> Option<Duration> {
+        self.predict_latency
+            .iter()
+            .find(|(class, _)| *class >= inputs)
+            .map(|(_, latency)| *latency)
     }
 
     /// The declared wall-time budget.
@@ -280,6 +325,10 @@ impl JobPolicy {
                 metrics.push(name);
             }
         }
+        check(
+            (1..=MAX_METRIC_POINTS).contains(&f.metric_points),
+            &format!("metric_points must be 1..={MAX_METRIC_POINTS}"),
+        )?;
         let wall_ms = f.wall_seconds.saturating_mul(1000);
         let interval_ms = match f.checkpoint_interval_ms {
             Some(ms) => ms,
@@ -320,6 +369,7 @@ impl JobPolicy {
             (1..=65_536).contains(&p.max_batch),
             "max_batch must be 1..=65536",
         )?;
+        let predict_latency = predict_latency(p)?;
         let distributed = match &f.distributed {
             None => None,
             Some(d) => {
@@ -380,11 +430,58 @@ impl JobPolicy {
             memory_mib: f.memory_mib,
             constant_cpu: f.constant_cpu,
             metrics,
+            metric_points: f.metric_points,
+            predict_latency,
             output,
             query_budget: p.query_budget,
             rate_per_second: p.rate_per_second,
             max_batch: p.max_batch,
         })
+    }
+}
+
+/// The checked latency classes of `[predictions]` (see [`JobPolicy::predict_latency`]).
+fn predict_latency(p: &PredictionsFile) -> Result<Vec<(u32, Duration)>, String> {
+    let Some(declared) = &p.latency_ms else {
+        let mut classes: Vec<u32> = DEFAULT_LATENCY_CLASSES
+            .into_iter()
+            .filter(|c| *c < p.max_batch)
+            .collect();
+        classes.push(p.max_batch);
+        return Ok(classes
+            .into_iter()
+            .map(|c| (c, default_predict_latency(c)))
+            .collect());
+    };
+    let mut classes = Vec::with_capacity(declared.len());
+    for (inputs, ms) in declared {
+        let n: u32 = inputs
+            .parse()
+            .ok()
+            .filter(|n| (1..=p.max_batch).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "job policy: predictions.latency_ms: class {inputs:?} must be a number of \
+                     inputs, 1..=max_batch ({})",
+                    p.max_batch
+                )
+            })?;
+        if *ms > MAX_PREDICT_LATENCY_MS {
+            return Err(format!(
+                "job policy: predictions.latency_ms: {ms} ms for class {n} must be \
+                 0..={MAX_PREDICT_LATENCY_MS}"
+            ));
+        }
+        classes.push((n, Duration::from_millis(*ms)));
+    }
+    classes.sort_unstable();
+    match classes.last() {
+        Some((largest, _)) if *largest == p.max_batch => Ok(classes),
+        _ => Err(format!(
+            "job policy: predictions.latency_ms needs a class for max_batch ({}) inputs, e.g. \
+             {{ {} = 500 }}",
+            p.max_batch, p.max_batch
+        )),
     }
 }
 
@@ -460,6 +557,65 @@ rate_per_second = 10
             let err = JobPolicy::parse(&GOOD.replace("seed = 7", &format!("seed = 7\n{bad}")))
                 .unwrap_err();
             assert!(err.contains("memory_mib must be"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn prediction_latencies_by_batch_class_default_and_are_checked() {
+        let p = JobPolicy::parse(GOOD).unwrap();
+        assert_eq!(p.metric_points, 16);
+        // max_batch 256: the default classes below it, then max_batch itself.
+        let classes: Vec<u32> = p.predict_latency.iter().map(|c| c.0).collect();
+        assert_eq!(classes, [1, 8, 64, 256]);
+        assert_eq!(p.predict_latency_for(1), Some(Duration::from_millis(53)));
+        assert_eq!(
+            p.predict_latency_for(9),
+            Some(Duration::from_millis(50 + 3 * 64))
+        );
+        assert_eq!(
+            p.predict_latency_for(256),
+            Some(default_predict_latency(256))
+        );
+        assert_eq!(p.predict_latency_for(257), None);
+
+        let declared = JobPolicy::parse(&GOOD.replace(
+            "rate_per_second = 10",
+            "rate_per_second = 10\nmax_batch = 64\nlatency_ms = { 64 = 300, 1 = 20 }",
+        ))
+        .unwrap();
+        assert_eq!(
+            declared.predict_latency,
+            [
+                (1, Duration::from_millis(20)),
+                (64, Duration::from_millis(300))
+            ]
+        );
+        assert_eq!(
+            declared.predict_latency_for(2),
+            Some(Duration::from_millis(300))
+        );
+
+        for (bad, needle) in [
+            (
+                "latency_ms = { 1 = 20 }",
+                "needs a class for max_batch (64)",
+            ),
+            ("latency_ms = { 65 = 20, 64 = 10 }", "class \"65\""),
+            ("latency_ms = { x = 20, 64 = 10 }", "class \"x\""),
+            ("latency_ms = { 64 = 600001 }", "600001 ms for class 64"),
+            ("latency_ms = {}", "needs a class"),
+        ] {
+            let e = JobPolicy::parse(&GOOD.replace(
+                "rate_per_second = 10",
+                &format!("rate_per_second = 10\nmax_batch = 64\n{bad}"),
+            ))
+            .unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+        for bad in ["metric_points = 0", "metric_points = 65"] {
+            let e = JobPolicy::parse(&GOOD.replace("seed = 7", &format!("seed = 7\n{bad}")))
+                .unwrap_err();
+            assert!(e.contains("metric_points must be"), "{bad}: {e}");
         }
     }
 

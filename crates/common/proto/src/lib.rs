@@ -19,6 +19,9 @@ pub mod job;
 /// Job phases, failure codes and metric names, shared by every side.
 pub mod vocab;
 
+/// Owner replies of one size per policy.
+pub mod padding;
+
 /// The host's API.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod host {

@@ -117,6 +117,25 @@ named! {
 }
 
 named! {
+    /// Why a prediction request got no answer (`PredictReply.failure`; only the owner reads
+    /// it). Every one of them is answered like an answer: at the request's fixed time, in a
+    /// reply of the same size.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum PredictFailure {
+        /// The trainer's `predict` failed, gave a malformed output or did not finish within
+        /// the policy's latency. One code for all: which one it was could tell the owner about
+        /// the operator's model.
+        PredictionFailed => "prediction-failed",
+        /// The inputs are not records of the dataset's schema (e.g. non-finite values).
+        InvalidInput => "invalid-input",
+        /// The job has no trained model (it has not finished, or it failed).
+        NoModel => "no-model",
+        /// The job's query budget does not cover the request.
+        BudgetSpent => "budget-spent",
+    }
+}
+
+named! {
     /// The metrics a trainer may report and a policy may let the owner see (the `report`
     /// interface's fixed list).
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -67,6 +67,29 @@ pub fn thread_pool() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
+/// Runs `f` with every engine operation it makes on the calling thread alone.
+///
+/// The thread becomes the only worker of a rayon pool of its own, so operations (and
+/// burn-flex's parallel regions inside them) run inline instead of being handed to
+/// [`thread_pool`] while the caller sleeps. A confined job runs its trainer this way: the one
+/// thread that does its work never blocks on the engine, so its CPU time, as the host sees it
+/// per thread (`/proc/<pid>/task/*/stat`), does not show how the work was split between guest
+/// code and engine calls. The price is the job's own parallelism: one core per job.
+///
+/// rayon (1.13) cannot take a thread out of a pool it joined this way: the thread stays in its
+/// one-thread pool until it exits (a few hundred bytes of pool state are then left behind). Call
+/// this on a thread made for the work, not on one borrowed from a shared pool.
+pub fn on_this_thread<R>(f: impl FnOnce() -> R) -> R {
+    // Fails only if the thread is a pool worker already (say, from an earlier call); then `f`
+    // runs in that pool.
+    let _pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .use_current_thread()
+        .build()
+        .ok();
+    f()
+}
+
 /// One engine instance: its tensors, parameters, gradients, optimizers and generator.
 ///
 /// Every method validates its arguments before any tensor is created: a bad shape, axis or
@@ -210,8 +233,12 @@ impl Engine {
         self
     }
 
-    /// Runs `f` inside the engine's worker pool (see [`thread_pool`]).
+    /// Runs `f` inside the engine's worker pool (see [`thread_pool`]), or inline when the
+    /// calling thread is already a worker of some rayon pool (see [`on_this_thread`]).
     pub(crate) fn pooled<R: Send>(&mut self, f: impl FnOnce(&mut Self) -> R + Send) -> R {
+        if rayon::current_thread_index().is_some() {
+            return f(self);
+        }
         match thread_pool() {
             Some(pool) => pool.install(|| f(self)),
             None => f(self),

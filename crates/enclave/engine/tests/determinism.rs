@@ -184,6 +184,34 @@ fn same_seed_same_parameters_bit_for_bit() {
     assert_ne!(bits(&a), bits(&c));
 }
 
+/// A confined job's thread runs every operation itself (`on_this_thread`): nothing is handed
+/// to another thread, also on a second call, and the parameters are those of a pooled run bit
+/// for bit.
+#[test]
+fn on_this_thread_runs_every_operation_inline_with_the_same_results() {
+    use rayon::prelude::*;
+    let pooled = train(42);
+    let inline = std::thread::spawn(|| {
+        let me = format!("{:?}", std::thread::current().id());
+        let ran_on = || -> Vec<String> {
+            assert_eq!(rayon::current_num_threads(), 1);
+            let ids: std::collections::BTreeSet<String> = (0..256)
+                .into_par_iter()
+                .map(|_| format!("{:?}", std::thread::current().id()))
+                .collect();
+            ids.into_iter().collect()
+        };
+        let first = chiron_engine::on_this_thread(|| (ran_on(), train(42)));
+        assert_eq!(first.0, [me.clone()]);
+        // Again on the same thread (already in its pool): still inline.
+        assert_eq!(chiron_engine::on_this_thread(ran_on), [me]);
+        first.1
+    })
+    .join()
+    .unwrap();
+    assert_eq!(bits(&inline), bits(&pooled));
+}
+
 #[test]
 fn shuffles_depend_only_on_seed_split_and_epoch() {
     let mut a = Engine::new(common::config(9)).with_data(Arc::new(Synthetic::new()));

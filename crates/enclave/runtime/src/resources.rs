@@ -10,7 +10,12 @@
 //!   trainer runs, never midway. The sandbox keeps its instance slots resident
 //!   (`SandboxLimits::resident_memory`); a trainer thread touches its whole stack when it
 //!   starts ([`touch_stack`]) and lives until the job's end.
-//! - **CPU.** While any job runs, [`CpuFill`] keeps every core the enclave may use busy with
+//! - **CPU.** A confined job (policy `constant_cpu`) does all its work on one thread, which
+//!   never waits on another: engine operations run inline ([`chiron_engine::on_this_thread`])
+//!   and, once the trainer returns, the thread spins to the job's end ([`wait_until`]). Each
+//!   job's thread is runnable from its start to its end, so its CPU time — per thread, as
+//!   `/proc/<pid>/task/*/stat` shows it — is its share of the cores, whatever the trainer does.
+//!   While any job runs, [`CpuFill`] keeps every core the enclave may use busy with
 //!   one spinning thread per core under `SCHED_IDLE`: the process's CPU time is cores × wall
 //!   time whatever trainers compute, and any normal thread that wakes (trainers, the engine's
 //!   workers) preempts a spinner at once. (Nice 19 was not enough: the engine's workers, waking
@@ -18,16 +23,20 @@
 //!   in `bench/constant-resources.sh` with `FILL=nice`.)
 //!
 //! What is left (docs/service.md): a job whose allocations outgrow its reservation (temporaries
-//! beyond the margin, fragmentation) grows the heap once, by that much; per-thread CPU times
-//! (`/proc/<pid>/task/*/stat`) still show how busy each thread was.
+//! beyond the margin, fragmentation) grows the heap once, by that much; a job's thread still
+//! blocks briefly where it shares a lock (the one malloc arena, the offer slot), which counts in
+//! its context switches.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use chiron_proto::ENCLAVE_MALLOC_TUNABLES;
 use chiron_proto::job::JobPolicy;
 use chiron_proto::vocab::FailureCode;
+
+use crate::schedule::sleep_until;
 
 /// The runtime's own share of the heap (connections, records, sealing buffers, predictions):
 /// never reserved for jobs.
@@ -114,19 +123,25 @@ impl Resources {
                 .ok_or(FailureCode::ResourcesUnavailable)?;
             *reserved = total;
         }
-        if policy.constant_cpu
-            && let Ok(mut cpu) = self.cpu.lock()
-        {
+        Ok(Reservation {
+            resources: self.clone(),
+            bytes,
+            _cpu: policy.constant_cpu.then(|| self.hold_cpu()),
+        })
+    }
+
+    /// Keeps the [`CpuFill`] running for as long as the returned value lives (shared by
+    /// everything that holds it: jobs, predictions in flight).
+    pub fn hold_cpu(self: &Arc<Self>) -> CpuHold {
+        if let Ok(mut cpu) = self.cpu.lock() {
             cpu.0 += 1;
             if cpu.1.is_none() {
                 cpu.1 = Some(CpuFill::start());
             }
         }
-        Ok(Reservation {
+        CpuHold {
             resources: self.clone(),
-            bytes,
-            constant_cpu: policy.constant_cpu,
-        })
+        }
     }
 
     /// Whether the CPU fill runs now.
@@ -159,7 +174,7 @@ pub fn reservation_bytes(policy: &JobPolicy) -> u64 {
 pub struct Reservation {
     resources: Arc<Resources>,
     bytes: u64,
-    constant_cpu: bool,
+    _cpu: Option<CpuHold>,
 }
 
 impl Drop for Reservation {
@@ -167,14 +182,23 @@ impl Drop for Reservation {
         if let Ok(mut reserved) = self.resources.reserved.lock() {
             *reserved = reserved.saturating_sub(self.bytes);
         }
-        if self.constant_cpu {
-            let stopped = self.resources.cpu.lock().ok().and_then(|mut cpu| {
-                cpu.0 = cpu.0.saturating_sub(1);
-                if cpu.0 == 0 { cpu.1.take() } else { None }
-            });
-            // Joined outside the lock.
-            drop(stopped);
-        }
+    }
+}
+
+/// A hold on the CPU fill ([`Resources::hold_cpu`]); the last one dropped stops it.
+#[derive(Debug)]
+pub struct CpuHold {
+    resources: Arc<Resources>,
+}
+
+impl Drop for CpuHold {
+    fn drop(&mut self) {
+        let stopped = self.resources.cpu.lock().ok().and_then(|mut cpu| {
+            cpu.0 = cpu.0.saturating_sub(1);
+            if cpu.0 == 0 { cpu.1.take() } else { None }
+        });
+        // Joined outside the lock.
+        drop(stopped);
     }
 }
 
@@ -232,6 +256,20 @@ impl Drop for CpuFill {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+/// Waits until `when`. With `busy` the thread spins (reading the monotonic clock, which makes no
+/// system call) and stays runnable: a confined job's thread that finished its work early, or
+/// waits for its next slot on a schedule, then uses the same CPU time as one still computing.
+/// Without it the thread sleeps.
+pub fn wait_until(when: Instant, busy: bool) {
+    if !busy {
+        sleep_until(when);
+        return;
+    }
+    while Instant::now() < when {
+        std::hint::spin_loop();
     }
 }
 

@@ -79,24 +79,54 @@ pub fn tls_incoming(
 
 /// Serves the owner's and the operator's services on `listener` with `tls` until the process
 /// ends.
-pub async fn serve(
-    services: Services,
-    listener: TcpListener,
-    tls: rustls::ServerConfig,
-) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
-        .add_service(
-            OperatorServer::new(services.clone())
-                .max_decoding_message_size(MAX_REQUEST_BYTES)
-                .max_encoding_message_size(MAX_REQUEST_BYTES),
-        )
-        .add_service(
-            OwnerServer::new(services)
-                .max_decoding_message_size(MAX_REQUEST_BYTES)
-                .max_encoding_message_size(MAX_REQUEST_BYTES),
-        )
-        .serve_with_incoming(tls_incoming(listener, tls))
-        .await
+///
+/// Without a `date` header: hyper would stamp every response with the current second, which
+/// HPACK sends in full when the second changes and as a one-byte index when it does not, so
+/// the size of an owner's reply would follow the clock (23 bytes, now and then).
+pub async fn serve(services: Services, listener: TcpListener, tls: rustls::ServerConfig) {
+    let routes = tonic::service::Routes::new(
+        OperatorServer::new(services.clone())
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .max_encoding_message_size(MAX_REQUEST_BYTES),
+    )
+    .add_service(
+        OwnerServer::new(services)
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .max_encoding_message_size(MAX_REQUEST_BYTES),
+    );
+    serve_http2(routes, tls_incoming(listener, tls), |_| {}).await;
+}
+
+/// Serves `routes` over HTTP/2 on every connection of `incoming`, without `date` headers,
+/// with `configure` applied to each connection's settings.
+async fn serve_http2(
+    routes: tonic::service::Routes,
+    mut incoming: impl tokio_stream::Stream<Item = std::io::Result<TlsConnection>> + Unpin,
+    configure: impl Fn(&mut hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>)
+    + Send
+    + Sync
+    + 'static,
+) {
+    use tokio_stream::StreamExt;
+    let service = hyper_util::service::TowerToHyperService::new(routes.prepare());
+    let configure = Arc::new(configure);
+    while let Some(connection) = incoming.next().await {
+        let Ok(connection) = connection else {
+            continue;
+        };
+        let service = service.clone();
+        let configure = configure.clone();
+        tokio::spawn(async move {
+            let mut http =
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+            http.auto_date_header(false);
+            configure(&mut http);
+            // A connection that fails ends alone; its peer reconnects.
+            let _ = http
+                .serve_connection(hyper_util::rt::TokioIo::new(connection), service)
+                .await;
+        });
+    }
 }
 
 /// Serves the enclave-to-enclave services — the parameter server of this enclave's
@@ -114,7 +144,6 @@ pub async fn serve_peers(
 ) {
     use chiron_proto::enclave::parameter_server_server::ParameterServerServer;
     use chiron_proto::enclave::worker_server::WorkerServer;
-    use tokio_stream::StreamExt;
     let mut routes = tonic::service::Routes::new(
         ParameterServerServer::new(crate::distributed::server::ParameterServerService::new(
             runtime.clone(),
@@ -129,23 +158,9 @@ pub async fn serve_peers(
                 .max_encoding_message_size(MAX_REQUEST_BYTES),
         );
     }
-    let service = hyper_util::service::TowerToHyperService::new(routes.prepare());
-    let mut incoming = tls_incoming(listener, tls);
-    while let Some(connection) = incoming.next().await {
-        let Ok(connection) = connection else {
-            continue;
-        };
-        let service = service.clone();
-        tokio::spawn(async move {
-            let mut http =
-                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
-            http.auto_date_header(false)
-                .initial_stream_window_size(chiron_proto::PEER_WINDOW)
-                .initial_connection_window_size(chiron_proto::PEER_WINDOW);
-            // A connection that fails ends alone; its peer reconnects.
-            let _ = http
-                .serve_connection(hyper_util::rt::TokioIo::new(connection), service)
-                .await;
-        });
-    }
+    serve_http2(routes, tls_incoming(listener, tls), |http| {
+        http.initial_stream_window_size(chiron_proto::PEER_WINDOW)
+            .initial_connection_window_size(chiron_proto::PEER_WINDOW);
+    })
+    .await;
 }

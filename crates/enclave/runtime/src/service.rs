@@ -4,6 +4,7 @@
 //! Errors carry fixed texts that describe the request, never data, keys or weights.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chiron_proto::enclave::operator_server::Operator;
 use chiron_proto::enclave::owner_server::Owner;
@@ -13,19 +14,17 @@ use chiron_proto::enclave::{
     SubmitJobReply, SubmitJobRequest,
 };
 use chiron_proto::job::{JobPolicy, OutputPolicy};
-use chiron_proto::vocab::JobPhase;
-use chiron_sandbox::{FailureCode, TensorData, run_predict};
+use chiron_proto::padding::{pad_predict_reply, pad_status_reply};
+use chiron_proto::vocab::{JobPhase, PredictFailure};
+use chiron_sandbox::{FailureCode, TensorData, run_predict_within};
 use chiron_seal::{DataKey, SealedDataset};
 use tonic::{Request, Response, Status};
 
-use crate::predict::shape_outputs;
+use crate::predict::{per_input, shape_outputs};
 use crate::records::{self, JobRecord};
 use crate::sealing::{self, associated_data};
 use crate::state::{Runtime, same_hash, sha256};
 use crate::training;
-
-/// The one error text of a prediction the trainer could not answer.
-pub const PREDICTION_FAILED: &str = "prediction failed";
 
 /// Both services over one runtime.
 #[derive(Clone)]
@@ -327,8 +326,7 @@ impl Owner for Services {
     ) -> Result<Response<JobStatusReply>, Status> {
         let r = request.into_inner();
         let (record, policy) = owned_job(&self.runtime, &r.job_id, &r.owner_token).await?;
-        let metrics = record
-            .metrics
+        let metrics = training::latest_per_metric(&policy, &record.metrics)
             .iter()
             .map(|m| Metric {
                 name: m.name.as_str().to_string(),
@@ -336,102 +334,164 @@ impl Owner for Services {
                 value: m.value,
             })
             .collect();
-        Ok(Response::new(JobStatusReply {
+        let mut reply = JobStatusReply {
             status: Some(status_of(&record, &policy, Viewer::Owner)),
             metrics,
-        }))
+            padding: Vec::new(),
+        };
+        pad_status_reply(&mut reply, &policy).map_err(|_| Status::internal("internal error"))?;
+        Ok(Response::new(reply))
     }
 
     async fn predict(
         &self,
         request: Request<PredictRequest>,
     ) -> Result<Response<PredictReply>, Status> {
-        let r = request.into_inner();
+        // The reply's time counts from here, on the enclave's own clock.
+        let arrived = tokio::time::Instant::now();
+        let mut r = request.into_inner();
         let (record, policy) = owned_job(&self.runtime, &r.job_id, &r.owner_token).await?;
-        if record.phase != JobPhase::Ready {
-            return Err(Status::failed_precondition("the job has no trained model"));
-        }
+        // Errors up to the rate limit follow from the request's size and timing alone, which
+        // the host sees anyway; everything after is answered in the reply, at its fixed time.
+        let latency = policy
+            .predict_latency_for(r.count)
+            .filter(|_| r.count > 0)
+            .ok_or_else(|| {
+                Status::invalid_argument("count must be between 1 and the policy's max_batch")
+            })?;
         let count = r.count as usize;
-        if count == 0 || r.count > policy.max_batch {
-            return Err(Status::invalid_argument(
-                "count must be between 1 and the policy's max_batch",
-            ));
-        }
         let per_record: usize = record.record_shape.iter().map(|&d| d as usize).product();
         if r.inputs.len() != count * per_record * 4 {
             return Err(Status::invalid_argument(
                 "inputs must be count × record size little-endian f32 values",
             ));
         }
-        {
-            let mut jobs = self
-                .runtime
-                .jobs
-                .lock()
-                .map_err(|_| Status::internal("internal error"))?;
-            let job = jobs
-                .get_mut(&r.job_id)
-                .ok_or_else(|| Status::not_found("no such job"))?;
-            if job.record.queries_used.saturating_add(count as u64) > policy.query_budget {
-                return Err(Status::resource_exhausted(
-                    "the job's query budget is spent",
-                ));
-            }
-            if !job.limiter.try_take() {
-                return Err(Status::resource_exhausted("rate limit: retry later"));
-            }
-            // Reserve the queries now, so concurrent requests cannot overrun the budget.
-            job.record.queries_used += count as u64;
-        }
-        let answered = self.answer(&record, &policy, &r, count).await;
-        let shaped = match answered {
-            Ok(shaped) => shaped,
-            Err(e) => {
-                // Nothing was answered: give the reserved queries back.
-                if let Ok(mut jobs) = self.runtime.jobs.lock()
-                    && let Some(job) = jobs.get_mut(&r.job_id)
-                {
-                    job.record.queries_used = job.record.queries_used.saturating_sub(count as u64);
+        // A zero latency (development only) answers as soon as the trainer has.
+        let due = (!latency.is_zero()).then_some(arrived + latency);
+        let admitted = self.admit(&r.job_id, count)?;
+        // While the request is in flight the cores stay busy, as while a job trains.
+        let _cpu = policy
+            .constant_cpu
+            .then(|| self.runtime.resources.hold_cpu());
+        // Counted before anything is computed (a crash never leaves a query uncounted), and
+        // written for every request: a write for answered ones only would tell the host which.
+        // The write, the model's first load and the trainer run in a task of their own: a reply
+        // that cannot wait for them leaves at its time with the failure, and they still end
+        // (the model is then cached for the next request).
+        let work = {
+            let services = self.clone();
+            let r = PredictRequest {
+                job_id: r.job_id.clone(),
+                owner_token: Vec::new(),
+                count: r.count,
+                inputs: std::mem::take(&mut r.inputs),
+            };
+            let (record, policy) = (record.clone(), policy.clone());
+            tokio::spawn(async move {
+                let persisted = services.runtime.update_job(&r.job_id, |_| {}).await;
+                match (admitted, persisted) {
+                    (Err(failure), _) => Err(failure),
+                    (Ok(()), Ok(Some(_))) => {
+                        services.answer(&record, &policy, &r, count, due).await
+                    }
+                    (Ok(()), _) => Err(PredictFailure::PredictionFailed),
                 }
-                return Err(e);
-            }
+            })
         };
-        let updated = self
+        let finished = match due {
+            Some(due) => tokio::time::timeout_at(due, work).await.ok(),
+            None => Some(work.await),
+        };
+        let outcome = finished
+            .and_then(Result::ok)
+            .unwrap_or(Err(PredictFailure::PredictionFailed));
+        let queries_left = self
             .runtime
-            .update_job(&r.job_id, |_| {})
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| Status::not_found("no such job"))?;
-        let digits = match policy.output {
-            OutputPolicy::Probabilities(d) => d,
-            _ => 0,
+            .jobs
+            .lock()
+            .ok()
+            .and_then(|j| j.get(&r.job_id).map(|j| j.record.queries_used))
+            .map_or(0, |used| policy.query_budget.saturating_sub(used));
+        let per_input = per_input(policy.output, record.classes);
+        let (outputs, failure) = match outcome {
+            Ok(shaped) => (shaped.outputs, String::new()),
+            Err(f) => (
+                vec![0; count * per_input as usize * 4],
+                f.as_str().to_string(),
+            ),
         };
-        Ok(Response::new(PredictReply {
+        let mut reply = PredictReply {
             kind: policy.output.kind().to_string(),
-            per_input: shaped.per_input,
-            outputs: shaped.outputs,
-            digits,
-            queries_left: policy.query_budget.saturating_sub(updated.queries_used),
-        }))
+            per_input,
+            outputs,
+            digits: match policy.output {
+                OutputPolicy::Probabilities(d) => d,
+                _ => 0,
+            },
+            queries_left,
+            failure,
+            padding: Vec::new(),
+        };
+        pad_predict_reply(&mut reply, &policy, r.count)
+            .map_err(|_| Status::internal("internal error"))?;
+        if let Some(due) = due {
+            tokio::time::sleep_until(due).await;
+        }
+        Ok(Response::new(reply))
     }
 }
 
 impl Services {
-    /// Runs the trainer's `predict` on the request's inputs and shapes the answer.
+    /// Takes a token of the job's rate limit (refused at once: what the host sees of request
+    /// timing tells it as much), then decides whether the request may be computed: the job
+    /// has a model and its query budget covers `count` inputs, which it then reserves.
+    fn admit(&self, job_id: &str, count: usize) -> Result<Result<(), PredictFailure>, Status> {
+        let mut jobs = self
+            .runtime
+            .jobs
+            .lock()
+            .map_err(|_| Status::internal("internal error"))?;
+        let job = jobs
+            .get_mut(job_id)
+            .ok_or_else(|| Status::not_found("no such job"))?;
+        if !job.limiter.try_take() {
+            return Err(Status::resource_exhausted("rate limit: retry later"));
+        }
+        if job.record.phase != JobPhase::Ready {
+            return Ok(Err(PredictFailure::NoModel));
+        }
+        let budget = job.policy.query_budget;
+        match job.record.queries_used.checked_add(count as u64) {
+            Some(used) if used <= budget => {
+                job.record.queries_used = used;
+                Ok(Ok(()))
+            }
+            _ => Ok(Err(PredictFailure::BudgetSpent)),
+        }
+    }
+
+    /// Runs the trainer's `predict` on the request's inputs and shapes the answer, or the one
+    /// failure if it fails or has not answered by `due`. A confined job's prediction runs on
+    /// one thread, which stays busy until `due` (see `crate::resources`).
     async fn answer(
         &self,
         record: &JobRecord,
         policy: &JobPolicy,
         r: &PredictRequest,
         count: usize,
-    ) -> Result<crate::predict::Shaped, Status> {
+        due: Option<tokio::time::Instant>,
+    ) -> Result<crate::predict::Shaped, PredictFailure> {
+        let failed = |_| PredictFailure::PredictionFailed;
         let module = self
             .runtime
             .module(&record.trainer_digest)
             .await
-            .map_err(internal)?
-            .ok_or_else(|| Status::internal("internal error"))?;
-        let model = self.model(record).await?;
+            .map_err(failed)?
+            .ok_or(PredictFailure::PredictionFailed)?;
+        let model = self
+            .model(record)
+            .await
+            .map_err(|_| PredictFailure::PredictionFailed)?;
         let mut shape = vec![r.count];
         shape.extend_from_slice(&record.record_shape);
         let input = TensorData {
@@ -442,21 +502,48 @@ impl Services {
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
         };
-        let scores =
-            tokio::task::spawn_blocking(move || run_predict(&module.module, &model, &input))
-                .await
-                .map_err(|_| Status::internal("internal error"))?
-                // One answer for every way the trainer's `predict` can fail: which one it was could tell
-                // the owner about the operator's model.
-                .map_err(|code| match code {
-                    FailureCode::InvalidInput => {
-                        Status::invalid_argument("the inputs do not form records")
-                    }
-                    _ => Status::aborted(PREDICTION_FAILED),
-                })?;
-        let shaped = shape_outputs(policy.output, &scores, count, record.classes)
-            .ok_or_else(|| Status::aborted(PREDICTION_FAILED))?;
-        Ok(shaped)
+        let confined = policy.constant_cpu;
+        let until = due.map(tokio::time::Instant::into_std);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let work = move || {
+            let wall = until.map_or(Duration::MAX, |u| {
+                u.saturating_duration_since(std::time::Instant::now())
+            });
+            let predict = || run_predict_within(&module.module, &model, &input, wall);
+            let result = if confined {
+                chiron_engine::on_this_thread(predict)
+            } else {
+                predict()
+            };
+            // The receiver is gone only if the request was dropped.
+            let _ = tx.send(result);
+            if let Some(until) = until {
+                crate::resources::wait_until(until, confined);
+            }
+        };
+        if confined {
+            // A thread of its own (it joins a one-thread pool for good: see `on_this_thread`),
+            // with a trainer's stack for the guest.
+            std::thread::Builder::new()
+                .name("chiron-predict".into())
+                .stack_size(crate::resources::TRAINER_STACK_BYTES)
+                .spawn(work)
+                .map_err(|_| PredictFailure::PredictionFailed)?;
+        } else {
+            tokio::task::spawn_blocking(work);
+        }
+        let result = match due {
+            Some(due) => tokio::time::timeout_at(due, rx).await.ok(),
+            None => Some(rx.await),
+        };
+        let scores = match result {
+            Some(Ok(Ok(scores))) => scores,
+            Some(Ok(Err(FailureCode::InvalidInput))) => return Err(PredictFailure::InvalidInput),
+            // Every other way: failed, malformed, or not done in time.
+            _ => return Err(PredictFailure::PredictionFailed),
+        };
+        shape_outputs(policy.output, &scores, count, record.classes)
+            .ok_or(PredictFailure::PredictionFailed)
     }
 
     /// The job's model: cached, or fetched from the host and opened with the model key.

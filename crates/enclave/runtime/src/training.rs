@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::diagnostics::{self, Event};
 use crate::records::{self, JobRecord, MAX_RECORD_METRICS, MetricRecord};
-use crate::resources::{TRAINER_STACK_BYTES, touch_stack};
+use crate::resources::{TRAINER_STACK_BYTES, touch_stack, wait_until};
 use crate::schedule::{Offer, Offers, Schedule, sleep_until};
 use crate::sealing::{self, associated_data};
 use crate::state::Runtime;
@@ -41,21 +41,34 @@ pub fn metric_name(m: chiron_sandbox::Metric) -> MetricName {
     }
 }
 
-/// The metrics the owner's policy lets the owner see, the latest [`MAX_RECORD_METRICS`].
-/// Non-finite values never get here (the sandbox ends a run that reports one); they are
-/// dropped all the same, so a record always serialises.
+/// The metrics the owner's policy lets the owner see (see [`latest_per_metric`]). Non-finite
+/// values never get here (the sandbox ends a run that reports one); they are dropped all the
+/// same, so a record always serialises.
 pub fn owner_metrics(policy: &JobPolicy, points: &[MetricPoint]) -> Vec<MetricRecord> {
-    let allowed: Vec<MetricRecord> = points
+    let records: Vec<MetricRecord> = points
         .iter()
-        .filter(|p| p.value.is_finite() && policy.metrics.contains(&metric_name(p.metric)))
+        .filter(|p| p.value.is_finite())
         .map(|p| MetricRecord {
             name: metric_name(p.metric),
             step: p.step,
             value: p.value,
         })
         .collect();
-    let skip = allowed.len().saturating_sub(MAX_RECORD_METRICS);
-    allowed.into_iter().skip(skip).collect()
+    latest_per_metric(policy, &records)
+}
+
+/// Of each metric the policy names, in its order, the latest `policy.metric_points` points:
+/// the owner's status has room for exactly that many, so its size does not say how many the
+/// trainer reported.
+pub fn latest_per_metric(policy: &JobPolicy, records: &[MetricRecord]) -> Vec<MetricRecord> {
+    let mut kept = Vec::new();
+    for name in &policy.metrics {
+        let mine: Vec<&MetricRecord> = records.iter().filter(|r| r.name == *name).collect();
+        let skip = mine.len().saturating_sub(policy.metric_points as usize);
+        kept.extend(mine.into_iter().skip(skip).cloned());
+    }
+    kept.truncate(MAX_RECORD_METRICS);
+    kept
 }
 
 /// What a trainer that ended in time leaves: its model as bytes ready to seal, and the
@@ -262,12 +275,18 @@ pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
                 .stack_size(TRAINER_STACK_BYTES)
                 .spawn(move || {
                     touch_stack(TRAINER_STACK_BYTES - (1 << 20));
-                    let result = run.train();
+                    let confined = run.policy.constant_cpu;
+                    let result = if confined {
+                        chiron_engine::on_this_thread(|| run.train())
+                    } else {
+                        run.train()
+                    };
                     if let Ok(mut s) = slot.lock() {
                         *s = Some(result);
                     }
-                    // A thread's exit hands its stack back to the OS: not before the end.
-                    sleep_until(end);
+                    // A thread's exit hands its stack back to the OS: not before the end. A
+                    // confined job's thread stays busy until then (see `resources`).
+                    wait_until(end, confined);
                 });
             if spawned.is_err() {
                 set(&outcome, Err(FailureCode::Internal));

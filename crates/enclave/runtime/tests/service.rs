@@ -27,8 +27,13 @@ async fn owner_and_operator_train_and_predict_on_digits() {
     // Queued until the operator releases its share; no model to ask yet.
     let queued = service.status(&job).await.unwrap();
     assert_eq!(queued.status.unwrap().phase, "queued");
+    // Answered in the reply, at the request's fixed time, like an answer would be.
     let early = service.predict_raw(&job, &OWNER_TOKEN, 1, &[0.0; 64]).await;
-    assert_eq!(early.unwrap_err().code(), Code::FailedPrecondition);
+    let early = early.unwrap();
+    assert_eq!(
+        (early.failure.as_str(), early.outputs),
+        ("no-model", vec![0; 4])
+    );
 
     service.release(&job).await;
     let done = service.wait(&job, Duration::from_secs(300)).await;
@@ -56,7 +61,7 @@ async fn owner_and_operator_train_and_predict_on_digits() {
     tampered[40] ^= 1;
     std::fs::write(&model_file, &tampered).unwrap();
     let refused = service.predict_raw(&job, &OWNER_TOKEN, 1, &[0.0; 64]).await;
-    assert_eq!(refused.unwrap_err().code(), Code::Internal);
+    assert_eq!(refused.unwrap().failure, "prediction-failed");
     std::fs::write(&model_file, &original).unwrap();
 
     let predictions = service.predict_split(&job, &data, "test").await;

@@ -32,10 +32,10 @@ pub enum FailureCode {
     CallFailed(EngineError),
     /// The guest's export returned this error code.
     GuestError(EngineError),
-    /// The prediction input does not form a tensor (values do not match the shape), or the
-    /// saved model could not be loaded into the engine.
+    /// The prediction input does not form a tensor (values do not match the shape).
     InvalidInput,
-    /// The guest returned an output that is not a tensor the engine can read back.
+    /// The guest returned an output that is not a tensor the engine can read back, or its
+    /// saved model could not be loaded into the engine for a prediction.
     InvalidOutput,
     /// The module was refused at load (imports outside the `chiron:trainer` world, missing or
     /// mistyped exports, not a valid component).

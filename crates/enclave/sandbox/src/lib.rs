@@ -40,6 +40,6 @@ pub use outcome::{
     SavedModel, TensorData, TrainCheckpoint, TrainConfig, TrainOutcome,
 };
 pub use sandbox::{
-    Sandbox, SandboxLimits, TrainerModule, measure_fresh_instance, run_predict, run_train,
-    run_train_with,
+    Sandbox, SandboxLimits, TrainerModule, measure_fresh_instance, run_predict, run_predict_within,
+    run_train, run_train_with,
 };

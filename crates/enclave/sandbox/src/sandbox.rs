@@ -521,13 +521,30 @@ pub fn run_predict(
     model: &SavedModel,
     input: &TensorData,
 ) -> Result<TensorData, FailureCode> {
+    run_predict_within(module, model, input, module.shared.limits.predict_wall)
+}
+
+/// [`run_predict`] with the guest interrupted after `wall` (or [`SandboxLimits::predict_wall`],
+/// if shorter): for a caller that answers at a fixed time and wants the work stopped by then.
+/// An engine call in flight at that moment still runs to its end.
+pub fn run_predict_within(
+    module: &TrainerModule,
+    model: &SavedModel,
+    input: &TensorData,
+    wall: Duration,
+) -> Result<TensorData, FailureCode> {
     let limits = &module.shared.limits;
     let mut engine = ce::Engine::new(limits.predict_engine.clone());
     let mut preloaded = Vec::with_capacity(model.tensors.len());
     for t in &model.tensors {
+        // The saved model is the trainer's output: a model that does not load is its failure.
         let id = engine.from_data(&t.shape, &t.values).map_err(|e| {
-            module.log("predict (model)", FailureCode::InvalidInput, &e.to_string());
-            FailureCode::InvalidInput
+            module.log(
+                "predict (model)",
+                FailureCode::InvalidOutput,
+                &e.to_string(),
+            );
+            FailureCode::InvalidOutput
         })?;
         preloaded.push((t.name.clone(), id));
     }
@@ -541,7 +558,7 @@ pub fn run_predict(
             engine,
             Phase::Predict,
             limits.predict_fuel,
-            limits.predict_wall,
+            wall.min(limits.predict_wall),
         )
         .map_err(|e| {
             module.log("predict", FailureCode::Internal, &format!("{e:?}"));

@@ -154,9 +154,10 @@ fn predict_with_a_model_that_does_not_fit_is_a_guest_error() {
             values: vec![1.0],
         }],
     };
+    // A saved model that does not load is the trainer's output gone wrong, not the input.
     assert_eq!(
         run_predict(&module, &model, &input()),
-        Err(FailureCode::InvalidInput)
+        Err(FailureCode::InvalidOutput)
     );
 }
 

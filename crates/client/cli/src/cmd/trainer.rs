@@ -220,9 +220,18 @@ fn test(args: &TestArgs<'_>) -> CliResult {
         .model
         .ok_or("the trainer finished without saving a model")?;
 
-    let (correct, total) = evaluate(&module, &model, records.as_ref(), &schema.shape, test_split)?;
+    let eval = evaluate(&module, &model, records.as_ref(), &schema.shape, test_split)?;
+    let (correct, total) = (eval.correct, eval.total);
     let accuracy = correct as f64 / total.max(1) as f64;
     println!("test accuracy {accuracy:.4} ({correct}/{total})");
+    let single_ms = eval.worst_single.as_secs_f64() * 1e3;
+    let batch_ms = eval.worst_batch.as_secs_f64() * 1e3;
+    println!(
+        "prediction time, worst seen: {single_ms:.1} ms for 1 input, {batch_ms:.1} ms for {} \
+         inputs (one thread, as in the service): set the job policy's [predictions] latency_ms \
+         above these, with a margin",
+        eval.batch
+    );
     if args.json {
         println!(
             "{}",
@@ -233,6 +242,9 @@ fn test(args: &TestArgs<'_>) -> CliResult {
                 "steps": outcome.steps_taken,
                 "parameters": outcome.optimized_values,
                 "test_records": total,
+                "predict_worst_ms_single": single_ms,
+                "predict_worst_ms_batch": batch_ms,
+                "predict_batch": eval.batch,
                 "trainer_digest": module.digest_hex(),
             })
         );
@@ -240,18 +252,31 @@ fn test(args: &TestArgs<'_>) -> CliResult {
     Ok(())
 }
 
+/// What [`evaluate`] found: correct top-1 answers of the `test` split, and the slowest
+/// prediction seen for one input and for a batch.
+struct Evaluation {
+    correct: u64,
+    total: u64,
+    worst_single: Duration,
+    worst_batch: Duration,
+    /// Inputs of the largest batch timed.
+    batch: usize,
+}
+
+/// Records of the `test` split also predicted one by one, for the single-input time.
+const TIMED_SINGLES: usize = 32;
+
 /// Predicts the whole `test` split through fresh sandbox instances, as the enclave's prediction
-/// service would, and counts correct top-1 answers.
+/// service would (one thread per request, as a confined job's), counts correct top-1 answers
+/// and times the requests.
 fn evaluate(
     module: &chiron_sandbox::TrainerModule,
     model: &chiron_sandbox::SavedModel,
     records: &dyn RecordSource,
     shape: &[u32],
     test_records: u64,
-) -> CliResult<(u64, u64)> {
-    let mut correct = 0u64;
-    let indices: Vec<u64> = (0..test_records).collect();
-    for chunk in indices.chunks(EVAL_BATCH) {
+) -> CliResult<Evaluation> {
+    let predict = |chunk: &[u64]| -> CliResult<(chiron_sandbox::TensorData, Vec<f32>, Duration)> {
         let mut features = Vec::new();
         let mut labels = Vec::new();
         records
@@ -259,15 +284,25 @@ fn evaluate(
             .map_err(|e| format!("reading test records: {e}"))?;
         let mut input_shape = vec![chunk.len() as u32];
         input_shape.extend_from_slice(shape);
-        let scores = run_predict(
-            module,
-            model,
-            &TensorData {
-                shape: input_shape,
-                values: features,
-            },
-        )
-        .map_err(|code| format!("prediction failed: {}", code.as_str()))?;
+        let input = TensorData {
+            shape: input_shape,
+            values: features,
+        };
+        let started = Instant::now();
+        let scores = chiron_engine::on_this_thread(|| run_predict(module, model, &input))
+            .map_err(|code| format!("prediction failed: {}", code.as_str()))?;
+        Ok((scores, labels, started.elapsed()))
+    };
+    let indices: Vec<u64> = (0..test_records).collect();
+    let mut worst_single = Duration::ZERO;
+    for one in indices.chunks(1).take(TIMED_SINGLES) {
+        worst_single = worst_single.max(predict(one)?.2);
+    }
+    let mut worst_batch = Duration::ZERO;
+    let mut correct = 0u64;
+    for chunk in indices.chunks(EVAL_BATCH) {
+        let (scores, labels, took) = predict(chunk)?;
+        worst_batch = worst_batch.max(took);
         let classes = match scores.shape.as_slice() {
             [n, c] if *n as usize == chunk.len() && *c > 0 => *c as usize,
             other => {
@@ -289,7 +324,13 @@ fn evaluate(
             }
         }
     }
-    Ok((correct, test_records))
+    Ok(Evaluation {
+        correct,
+        total: test_records,
+        worst_single,
+        worst_batch,
+        batch: EVAL_BATCH.min(indices.len()),
+    })
 }
 
 fn metric_name(m: Metric) -> &'static str {

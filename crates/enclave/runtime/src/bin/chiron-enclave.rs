@@ -197,7 +197,7 @@ async fn run(args: Args) -> Result<(), AnyError> {
     }
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     println!("listening {}", listener.local_addr()?);
-    chiron_enclave::server::serve(services, listener, tls).await?;
+    chiron_enclave::server::serve(services, listener, tls).await;
     Ok(())
 }
 

@@ -49,6 +49,8 @@ pub struct Link {
     checkpoint_every: u64,
     /// Padded size of a checkpoint message's payload (the policy's sealed blob size).
     checkpoint_size: usize,
+    /// Whether waits for the grid spin (see [`Link::busy_waiting`]).
+    busy: bool,
     /// The trainer's latest checkpoint offer.
     offer: Mutex<Option<PendingOffer>>,
     state: Mutex<LinkState>,
@@ -104,6 +106,7 @@ impl Link {
             start_round,
             checkpoint_every: checkpoint_every.max(1),
             checkpoint_size,
+            busy: false,
             offer: Mutex::new(None),
             state: Mutex::new(LinkState {
                 sent: start_round,
@@ -111,6 +114,13 @@ impl Link {
                 shape: None,
             }),
         }
+    }
+
+    /// Spins instead of sleeping while it waits for the next point of the grid (a confined
+    /// job's thread stays runnable: see `crate::resources`).
+    pub fn busy_waiting(mut self, busy: bool) -> Self {
+        self.busy = busy;
+        self
     }
 
     /// The parameter version of the last reply.
@@ -133,7 +143,7 @@ impl Link {
             + self
                 .interval
                 .saturating_mul(u32::try_from(k).unwrap_or(u32::MAX));
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        crate::resources::wait_until(due, self.busy);
     }
 
     /// Sends one message of the schedule: a gradient, or a dummy (`grads` all zeros).
@@ -379,14 +389,38 @@ fn run_shard(runtime: &Arc<Runtime>, handle: &Handle, mut a: Assignment) -> Shar
     // Memory and CPU held for the whole schedule, as a job's on its service enclave; without
     // the reservation the trainer does not run and the schedule goes on with dummies.
     let reservation = runtime.resources.reserve(&a.policy);
-    // This blocking-pool thread (2 MiB stack) runs the trainer: its stack resident first.
+    // This blocking-pool thread (2 MiB stack) runs an unconfined trainer: its stack resident
+    // first.
     crate::resources::touch_stack(1 << 20);
-    let outcome = match reservation {
-        Ok(_) => train_shard(runtime, handle, &mut a, &link),
-        Err(_) => None,
+    // The shard's trainer, then dummies to the schedule's end whatever it did. A confined shard
+    // does both on one thread of its own (it joins a one-thread pool for good: see
+    // `chiron_engine::on_this_thread`), busy to the end, with a trainer's stack resident first:
+    // neither its CPU time nor its lifetime shows when the trainer finished.
+    let run = |a: &mut Assignment| {
+        let outcome = match &reservation {
+            Ok(_) => train_shard(runtime, handle, a, &link),
+            Err(_) => None,
+        };
+        (outcome, link.finish())
     };
-    // The schedule goes on whatever the trainer did: dummies to its end.
-    let finished = link.finish();
+    let (outcome, finished) = if a.policy.constant_cpu {
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("chiron-trainer".into())
+                .stack_size(crate::resources::TRAINER_STACK_BYTES)
+                .spawn_scoped(scope, || {
+                    crate::resources::touch_stack(
+                        crate::resources::TRAINER_STACK_BYTES - (1 << 20),
+                    );
+                    chiron_engine::on_this_thread(|| run(&mut a))
+                })
+                .ok()
+                .and_then(|t| t.join().ok())
+                .unwrap_or((None, Err(LinkError)))
+        })
+    } else {
+        run(&mut a)
+    };
     drop(reservation);
     let (Some(outcome), Ok(())) = (outcome, finished) else {
         return failed();
@@ -410,19 +444,22 @@ fn open_link(runtime: &Arc<Runtime>, handle: &Handle, a: &Assignment) -> Option<
             chiron_attest::ratls::server_name(),
         ))
         .ok()?;
-    Some(Arc::new(Link::new(
-        handle.clone(),
-        channel,
-        a.raw.job_id.clone(),
-        a.worker,
-        a.raw.session.clone(),
-        a.raw.start_round.unwrap_or(0),
-        a.policy.max_steps,
-        a.step_interval,
-        // As many checkpoint messages as the job's grid has ticks, spread over the schedule.
-        a.policy.max_steps / (a.policy.checkpoint_ticks() + 1),
-        a.policy.sealed_blob_bytes(),
-    )))
+    Some(Arc::new(
+        Link::new(
+            handle.clone(),
+            channel,
+            a.raw.job_id.clone(),
+            a.worker,
+            a.raw.session.clone(),
+            a.raw.start_round.unwrap_or(0),
+            a.policy.max_steps,
+            a.step_interval,
+            // As many checkpoint messages as the job's grid has ticks, spread over the schedule.
+            a.policy.max_steps / (a.policy.checkpoint_ticks() + 1),
+            a.policy.sealed_blob_bytes(),
+        )
+        .busy_waiting(a.policy.constant_cpu),
+    ))
 }
 
 /// The shard's training run: its model and owner-visible metrics, or `None` if the data, the

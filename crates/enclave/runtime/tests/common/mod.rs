@@ -81,10 +81,17 @@ pub fn other_digits() -> Dataset {
 
 /// A job policy with the given epochs, wall budget, output and metrics.
 pub fn policy(epochs: u32, wall_seconds: u64, output: &str, metrics: &str) -> String {
+    // Replies to predictions leave at fixed times: generous ones, for a loaded 2-core machine
+    // running debug builds, unless the test declares its own.
+    let latency = if output.contains("latency_ms") {
+        ""
+    } else {
+        "latency_ms = { 8 = 300, 512 = 1000 }\n"
+    };
     format!(
         "epochs = {epochs}\nbatch_size = 32\nseed = 42\nmax_steps = 1000000\n\
          wall_seconds = {wall_seconds}\nreport_steps = 10\nmemory_mib = 32\nmetrics = [{metrics}]\n\
-         [predictions]\n{output}\nquery_budget = 100000\nrate_per_second = 1000\nmax_batch = 512\n"
+         [predictions]\n{output}\nquery_budget = 100000\nrate_per_second = 1000\nmax_batch = 512\n{latency}"
     )
 }
 
@@ -162,6 +169,18 @@ impl Service {
 
     pub async fn owner(&self) -> chiron_connect::OwnerClient<tonic::transport::Channel> {
         chiron_connect::owner(self.channel().await)
+    }
+
+    /// An owner connection through `relay` (an address forwarding to the host's relay).
+    pub async fn owner_via(
+        &self,
+        relay: &str,
+    ) -> chiron_connect::OwnerClient<tonic::transport::Channel> {
+        chiron_connect::owner(
+            chiron_connect::enclave_channel(relay, self.settings.verifier().unwrap())
+                .await
+                .unwrap(),
+        )
     }
 
     pub async fn operator(&self) -> chiron_connect::OperatorClient<tonic::transport::Channel> {
