@@ -202,7 +202,7 @@ fn on_this_thread_runs_every_operation_inline_with_the_same_results() {
             ids.into_iter().collect()
         };
         let first = chiron_engine::on_this_thread(|| (ran_on(), train(42)));
-        assert_eq!(first.0, [me.clone()]);
+        assert_eq!(first.0, std::slice::from_ref(&me));
         // Again on the same thread (already in its pool): still inline.
         assert_eq!(chiron_engine::on_this_thread(ran_on), [me]);
         first.1
