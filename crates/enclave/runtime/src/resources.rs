@@ -259,6 +259,22 @@ impl Drop for CpuFill {
     }
 }
 
+/// Lowers the calling thread to nice 15 (about a thirtieth of a normal thread's share): a
+/// confined job's threads — its trainer, its predictions — never sleep, so at normal priority
+/// they would slow the runtime's own threads (sealing and writing checkpoints, status records,
+/// the reply timer), whose timing is what the host sees. Above the [`CpuFill`] still. Call it
+/// on a thread made for the job: an unprivileged thread cannot raise it back.
+pub fn lower_job_thread_priority() {
+    // ThreadPriorityValue 10 of 0..=99 maps to nice 15 for the normal policy.
+    if let Ok(value) = thread_priority::ThreadPriorityValue::try_from(10u8) {
+        // Should it fail, the job runs at normal priority: its CPU time is as constant, the
+        // runtime's timing only less precise.
+        let _ = thread_priority::set_current_thread_priority(
+            thread_priority::ThreadPriority::Crossplatform(value),
+        );
+    }
+}
+
 /// Waits until `when`. With `busy` the thread spins (reading the monotonic clock, which makes no
 /// system call) and stays runnable: a confined job's thread that finished its work early, or
 /// waits for its next slot on a schedule, then uses the same CPU time as one still computing.

@@ -506,6 +506,9 @@ impl Services {
         let until = due.map(tokio::time::Instant::into_std);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let work = move || {
+            if confined {
+                crate::resources::lower_job_thread_priority();
+            }
             let wall = until.map_or(Duration::MAX, |u| {
                 u.saturating_duration_since(std::time::Instant::now())
             });

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::diagnostics::{self, Event};
 use crate::records::{self, JobRecord, MAX_RECORD_METRICS, MetricRecord};
-use crate::resources::{TRAINER_STACK_BYTES, touch_stack, wait_until};
+use crate::resources::{TRAINER_STACK_BYTES, lower_job_thread_priority, touch_stack, wait_until};
 use crate::schedule::{Offer, Offers, Schedule, sleep_until};
 use crate::sealing::{self, associated_data};
 use crate::state::Runtime;
@@ -276,6 +276,9 @@ pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
                 .spawn(move || {
                     touch_stack(TRAINER_STACK_BYTES - (1 << 20));
                     let confined = run.policy.constant_cpu;
+                    if confined {
+                        lower_job_thread_priority();
+                    }
                     let result = if confined {
                         chiron_engine::on_this_thread(|| run.train())
                     } else {

@@ -412,6 +412,7 @@ fn run_shard(runtime: &Arc<Runtime>, handle: &Handle, mut a: Assignment) -> Shar
                     crate::resources::touch_stack(
                         crate::resources::TRAINER_STACK_BYTES - (1 << 20),
                     );
+                    crate::resources::lower_job_thread_priority();
                     chiron_engine::on_this_thread(|| run(&mut a))
                 })
                 .ok()
