@@ -51,6 +51,9 @@ enum Command {
     /// Run the whole flow — host, sim enclave, owner, operator, training, predictions — on the
     /// embedded UCI digits dataset.
     Demo(cmd::demo::DemoArgs),
+    /// Benchmarks against a service started for the purpose (`chiron bench predict`).
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => cmd::predict::run(&args),
         Command::Cluster(c) => cmd::cluster::run(c),
         Command::Demo(args) => cmd::demo::run(&args),
+        Command::Bench(c) => cmd::bench::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -488,6 +488,16 @@ fn call_since(
     )
 }
 
+/// The owner's request for a prediction of one input.
+fn single_input(job: &str, input: &[f32]) -> chiron_proto::enclave::PredictRequest {
+    chiron_proto::enclave::PredictRequest {
+        job_id: job.to_string(),
+        owner_token: common::OWNER_TOKEN.to_vec(),
+        count: 1,
+        inputs: chiron_connect::encode_inputs(input),
+    }
+}
+
 fn log_lengths(relay: &chiron_host::observe::ObservingRelay) -> (usize, usize) {
     relay
         .connections()
@@ -499,7 +509,7 @@ fn log_lengths(relay: &chiron_host::observe::ObservingRelay) -> (usize, usize) {
 async fn observe_replies(
     data: &chiron_data::Dataset,
 ) -> (Vec<Call>, BTreeMap<&'static str, String>) {
-    use chiron_proto::enclave::{JobRequest, PredictRequest};
+    use chiron_proto::enclave::JobRequest;
     let service = Service::start().await;
     let mut jobs = Vec::new();
     for name in REPLY_TRAINERS {
@@ -543,12 +553,7 @@ async fn observe_replies(
 
             let (up, down) = log_lengths(&relay);
             let reply = owner
-                .predict(PredictRequest {
-                    job_id: job.clone(),
-                    owner_token: common::OWNER_TOKEN.to_vec(),
-                    count: 1,
-                    inputs: chiron_connect::encode_inputs(&input),
-                })
+                .predict(single_input(job, &input))
                 .await
                 .unwrap()
                 .into_inner();
@@ -635,7 +640,6 @@ async fn owner_replies_have_the_same_sizes_and_times_on_both_datasets() {
 /// A prediction still computing at its reply time fails then, in a reply of an answer's size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_prediction_overrunning_its_latency_fails_at_the_deadline_with_an_answers_size() {
-    use chiron_proto::enclave::PredictRequest;
     use prost::Message;
     // Secret 0: leak-predict takes its slow path (~0.3 s), far beyond 100 ms.
     let secret = digits().split("train").unwrap().labels[0];
@@ -665,12 +669,7 @@ async fn a_prediction_overrunning_its_latency_fails_at_the_deadline_with_an_answ
         for job in &jobs {
             let started = std::time::Instant::now();
             let reply = owner
-                .predict(PredictRequest {
-                    job_id: job.clone(),
-                    owner_token: common::OWNER_TOKEN.to_vec(),
-                    count: 1,
-                    inputs: chiron_connect::encode_inputs(&input),
-                })
+                .predict(single_input(job, &input))
                 .await
                 .unwrap()
                 .into_inner();

@@ -67,6 +67,34 @@ pub(crate) fn enclave_program() -> CliResult<PathBuf> {
     Ok(path)
 }
 
+/// A host with a sim-TEE enclave on loopback, its store and keys under `work`, and the
+/// parties' settings for it (the development attestation policy).
+pub(crate) async fn start_local_service(work: &Path) -> CliResult<(Host, Settings)> {
+    let host = Host::start(HostConfig {
+        api_listen: "127.0.0.1:0".into(),
+        enclave_listen: "127.0.0.1:0".into(),
+        metrics_listen: "127.0.0.1:0".into(),
+        store: work.join("host-store").display().to_string(),
+        enclave: EnclaveCommand {
+            program: enclave_program()?,
+            args: vec![
+                "--platform-key".into(),
+                work.join("sim-platform.key").display().to_string(),
+            ],
+        },
+        echo_log: false,
+    })
+    .await?;
+    let policy_path = work.join("development-sim.toml");
+    std::fs::write(&policy_path, SIM_POLICY)?;
+    let settings = Settings {
+        host_api: format!("http://{}", host.api_addr),
+        enclave: host.enclave_addr.to_string(),
+        attestation_policy: policy_path,
+    };
+    Ok((host, settings))
+}
+
 async fn run_async(args: &DemoArgs) -> CliResult {
     let started = Instant::now();
     let dir = tempfile::tempdir()?;
@@ -113,32 +141,11 @@ async fn run_async(args: &DemoArgs) -> CliResult {
     }
 
     section("host: blob store, sim enclave under supervision, relay, metrics (loopback)");
-    let host = Host::start(HostConfig {
-        api_listen: "127.0.0.1:0".into(),
-        enclave_listen: "127.0.0.1:0".into(),
-        metrics_listen: "127.0.0.1:0".into(),
-        store: work.join("host-store").display().to_string(),
-        enclave: EnclaveCommand {
-            program: enclave_program()?,
-            args: vec![
-                "--platform-key".into(),
-                work.join("sim-platform.key").display().to_string(),
-            ],
-        },
-        echo_log: false,
-    })
-    .await?;
+    let (host, settings) = start_local_service(work).await?;
     println!(
         "  api {}  enclave relay {}  metrics {}",
         host.api_addr, host.enclave_addr, host.metrics_addr
     );
-    let policy_path = work.join("development-sim.toml");
-    std::fs::write(&policy_path, SIM_POLICY)?;
-    let settings = Settings {
-        host_api: format!("http://{}", host.api_addr),
-        enclave: host.enclave_addr.to_string(),
-        attestation_policy: policy_path,
-    };
 
     section("operator: register the mlp trainer over RA-TLS (sealed to the enclave)");
     let operator_token = service::token(&work.join("operator.token"))?;

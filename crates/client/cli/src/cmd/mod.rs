@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod attest;
+pub mod bench;
 pub mod cluster;
 pub mod dataset;
 pub mod demo;
