@@ -4,20 +4,24 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use chiron_proto::host::blobs_server::{Blobs, BlobsServer};
 use chiron_proto::host::status_server::{Status as StatusService, StatusServer};
 use chiron_proto::host::{
     Ack, BlobChunk, BlobName, BlobNames, PutReply, StatusRecord, StatusRecords,
 };
+use chiron_proto::listen::{Admitted, Gate};
 use chiron_proto::vocab::PublicPhase;
 use futures::Stream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::Transcript;
 use crate::metrics::Metrics;
 use crate::store::BlobStore;
+use crate::supervisor::Lease;
 
 /// Bytes per streamed chunk (fixed, so chunk counts follow from blob sizes alone).
 pub const CHUNK_BYTES: usize = chiron_proto::BLOB_CHUNK_BYTES;
@@ -28,20 +32,43 @@ pub const MAX_BLOB_BYTES: usize = 4 << 30;
 /// Shared state of the API servers.
 pub struct HostState {
     store: BlobStore,
+    lease: Arc<Lease>,
     transcript: Arc<Transcript>,
     metrics: Arc<Metrics>,
     statuses: Mutex<BTreeMap<String, StatusRecord>>,
 }
 
 impl HostState {
-    /// State over a store, a transcript and counters.
-    pub fn new(store: BlobStore, transcript: Arc<Transcript>, metrics: Arc<Metrics>) -> Self {
+    /// State over a store, the current enclave's lease, a transcript and counters.
+    pub fn new(
+        store: BlobStore,
+        lease: Arc<Lease>,
+        transcript: Arc<Transcript>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             store,
+            lease,
             transcript,
             metrics,
             statuses: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Refuses a write from an enclave process of an earlier launch (see [`Lease`]).
+    fn check_lease<T>(&self, request: &Request<T>, what: &str) -> Result<(), Status> {
+        let presented = request
+            .metadata()
+            .get(chiron_proto::HOST_LEASE_HEADER)
+            .map(|v| v.to_str().unwrap_or("(not text)"));
+        if self.lease.admits(presented) {
+            return Ok(());
+        }
+        self.transcript
+            .log(&format!("{what} refused: not the current enclave's lease"));
+        Err(Status::permission_denied(
+            "not the current enclave's lease: this enclave process was replaced",
+        ))
     }
 
     /// Jobs per phase, from the latest status record of each job.
@@ -72,6 +99,7 @@ impl Blobs for BlobsApi {
         &self,
         request: Request<Streaming<BlobChunk>>,
     ) -> Result<Response<PutReply>, Status> {
+        self.0.check_lease(&request, "blob put")?;
         let mut stream = request.into_inner();
         let mut name = None;
         let mut data = Vec::new();
@@ -93,7 +121,12 @@ impl Blobs for BlobsApi {
         }
         let name = name.ok_or_else(|| Status::invalid_argument("empty put"))?;
         let size = data.len() as u64;
-        self.0.store.put(&name, data).await.map_err(store_error)?;
+        if let Err(e) = self.0.store.put(&name, data).await {
+            self.0
+                .transcript
+                .log(&format!("blob put {name} {size} bytes failed: {e}"));
+            return Err(store_error(e));
+        }
         Metrics::inc(&self.0.metrics.blobs_put);
         self.0
             .metrics
@@ -139,6 +172,7 @@ impl Blobs for BlobsApi {
 #[tonic::async_trait]
 impl StatusService for StatusApi {
     async fn report(&self, request: Request<StatusRecord>) -> Result<Response<Ack>, Status> {
+        self.0.check_lease(&request, "status report")?;
         let r = request.into_inner();
         if PublicPhase::parse(&r.phase).is_none() {
             return Err(Status::invalid_argument("unknown phase"));
@@ -165,9 +199,55 @@ impl StatusService for StatusApi {
     }
 }
 
-/// Serves the API on `listener` until the task is aborted.
-pub async fn serve(state: Arc<HostState>, listener: tokio::net::TcpListener) {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+/// One connection to the API, holding its place at the gate while it lives.
+struct GatedStream {
+    stream: tokio::net::TcpStream,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tonic::transport::server::Connected for GatedStream {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl AsyncRead for GatedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for GatedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Serves the API on the connections `gate` admits until the task is aborted.
+pub async fn serve(state: Arc<HostState>, gate: Gate) {
+    let incoming = futures::stream::unfold(gate, |gate| async move {
+        let Admitted { stream, place, .. } = gate.accept().await;
+        let connection = GatedStream {
+            stream,
+            _place: place,
+        };
+        Some((Ok::<_, std::io::Error>(connection), gate))
+    });
     let result = tonic::transport::Server::builder()
         .add_service(
             BlobsServer::new(BlobsApi(state.clone())).max_decoding_message_size(2 * CHUNK_BYTES),

@@ -39,6 +39,19 @@ pub struct HostConfig {
     /// Also print the transcript's log lines on standard error.
     #[serde(default)]
     pub echo_log: bool,
+    /// Share the store with other hosts: only for hosts of worker enclaves, which read
+    /// datasets and keep no jobs. Without it the host claims the store (a local directory) for
+    /// itself and refuses to start while another host holds it.
+    #[serde(default)]
+    pub shared_store: bool,
+    /// Transcript entries kept in memory (the oldest are dropped first; the echo on standard
+    /// error, if on, has them all).
+    #[serde(default = "default_transcript_entries")]
+    pub transcript_entries: usize,
+}
+
+fn default_transcript_entries() -> usize {
+    crate::transcript::DEFAULT_ENTRIES
 }
 
 fn loopback_any() -> String {

@@ -26,6 +26,8 @@ pub mod transcript;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use chiron_proto::listen::{DEFAULT_CONNECTION_LIMIT, Gate};
+
 pub use config::{EnclaveCommand, HostConfig};
 pub use transcript::Transcript;
 
@@ -58,15 +60,26 @@ pub struct Host {
     transcript: Arc<Transcript>,
     supervisor: Arc<supervisor::Supervisor>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    _claim: Option<store::StoreClaim>,
 }
 
 impl Host {
     /// Binds every socket, starts the servers and launches the enclave; returns once the
     /// enclave listens.
     pub async fn start(config: HostConfig) -> Result<Self, HostError> {
-        let transcript = Arc::new(Transcript::new(config.echo_log));
+        let transcript = Arc::new(Transcript::with_capacity(
+            config.echo_log,
+            config.transcript_entries,
+        ));
         let metrics = Arc::new(metrics::Metrics::default());
+        // First, before anything listens or launches: one host per store.
+        let claim = if config.shared_store {
+            None
+        } else {
+            store::BlobStore::claim(&config.store)?
+        };
         let store = store::BlobStore::open(&config.store)?;
+        let lease = Arc::new(supervisor::Lease::default());
 
         let api_listener = tokio::net::TcpListener::bind(&config.api_listen)
             .await
@@ -83,11 +96,15 @@ impl Host {
 
         let state = Arc::new(api::HostState::new(
             store,
+            lease.clone(),
             transcript.clone(),
             metrics.clone(),
         ));
         let mut tasks = vec![
-            tokio::spawn(api::serve(state.clone(), api_listener)),
+            tokio::spawn(api::serve(
+                state.clone(),
+                Gate::new(api_listener, DEFAULT_CONNECTION_LIMIT),
+            )),
             tokio::spawn(metrics::serve(
                 metrics.clone(),
                 state.clone(),
@@ -97,11 +114,12 @@ impl Host {
         let supervisor = Arc::new(supervisor::Supervisor::new(
             config.enclave.clone(),
             api_addr,
+            lease,
             transcript.clone(),
             metrics.clone(),
         ));
         tasks.push(tokio::spawn(relay::serve(
-            relay_listener,
+            Gate::new(relay_listener, DEFAULT_CONNECTION_LIMIT),
             supervisor.clone(),
             metrics.clone(),
         )));
@@ -122,6 +140,7 @@ impl Host {
             transcript,
             supervisor,
             tasks,
+            _claim: claim,
         })
     }
 

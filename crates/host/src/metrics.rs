@@ -89,16 +89,22 @@ impl Metrics {
     }
 }
 
+/// Scrapers served at once.
+pub const SCRAPER_LIMIT: usize = 64;
+
+/// How long one scraper's connection may stay open (a scrape takes milliseconds).
+const SCRAPE_CONNECTION_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves `GET /metrics` (any other path: 404) until the task is aborted.
 pub async fn serve(
     metrics: Arc<Metrics>,
     state: Arc<HostState>,
     listener: tokio::net::TcpListener,
 ) {
+    let gate = chiron_proto::listen::Gate::new(listener, SCRAPER_LIMIT);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
+        let admitted = gate.accept().await;
+        let (stream, place) = (admitted.stream, admitted.place);
         let metrics = metrics.clone();
         let state = state.clone();
         tokio::spawn(async move {
@@ -120,9 +126,10 @@ pub async fn serve(
                     Ok::<_, Infallible>(response.unwrap_or_default())
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(SCRAPE_CONNECTION_TIME, connection).await;
+            drop(place);
         });
     }
 }

@@ -27,6 +27,14 @@ pub fn valid_name(name: &str) -> bool {
         })
 }
 
+/// The lock file of a local store (not a valid blob name, so no blob can replace it).
+pub const LOCK_FILE: &str = ".chiron-host.lock";
+
+/// A host's exclusive claim on a local store, held until dropped (see [`BlobStore::claim`]).
+pub struct StoreClaim {
+    _file: std::fs::File,
+}
+
 /// A blob store.
 #[derive(Clone)]
 pub struct BlobStore {
@@ -48,6 +56,52 @@ impl BlobStore {
         Ok(Self {
             inner: Arc::new(fs),
         })
+    }
+
+    /// Claims the store for this process: a second host on the same local directory would run
+    /// a second enclave on the same jobs, each overwriting the other's records. The claim is
+    /// an exclusive lock on `.chiron-host.lock` in the directory, which the kernel releases
+    /// when the process exits however it exits. `Ok(None)` for S3 (no lock there: run one host
+    /// per prefix).
+    pub fn claim(location: &str) -> Result<Option<StoreClaim>, HostError> {
+        if location.starts_with("s3://") {
+            return Ok(None);
+        }
+        let dir = location.strip_prefix("file://").unwrap_or(location);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| HostError::Store(format!("cannot create {dir}: {e}")))?;
+        let path = std::path::Path::new(dir).join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| HostError::Store(format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                return Err(HostError::Store(format!(
+                    "another chiron-host serves the store {dir} (process {}); a store has one \
+                     host at a time",
+                    if holder.is_empty() { "unknown" } else { holder }
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(HostError::Store(format!(
+                    "cannot lock {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        use std::io::{Seek, Write};
+        // Who holds it, for the next host's error message.
+        let _ = file.set_len(0);
+        let _ = file.seek(std::io::SeekFrom::Start(0));
+        let _ = writeln!(file, "{}", std::process::id());
+        Ok(Some(StoreClaim { _file: file }))
     }
 
     fn path(name: &str) -> Result<StorePath, HostError> {
@@ -141,6 +195,19 @@ mod tests {
         ] {
             assert!(!valid_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_store_is_claimed_by_one_host_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().to_str().unwrap();
+        let first = BlobStore::claim(location).unwrap();
+        assert!(first.is_some());
+        let e = BlobStore::claim(location).err().unwrap().to_string();
+        assert!(e.contains("another chiron-host"), "{e}");
+        assert!(e.contains(&std::process::id().to_string()), "{e}");
+        drop(first);
+        assert!(BlobStore::claim(location).unwrap().is_some());
     }
 
     #[tokio::test]

@@ -1,5 +1,11 @@
 //! Launches the enclave process, learns its address, and restarts it whenever it exits (a
 //! crash, a kill, an out-of-memory), so that it can resume its jobs from sealed checkpoints.
+//!
+//! The enclave never outlives its host: its standard input is a pipe from the host, which
+//! the kernel closes when the host exits however it exits (SIGKILL included), and the enclave
+//! exits when it reads end-of-file there. Each launch also gets a fresh [`Lease`], the first
+//! line on that pipe, which the host API demands on every write: a process of an earlier
+//! launch that has not yet noticed cannot write next to its successor.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -7,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::EnclaveCommand;
@@ -27,6 +33,34 @@ const RESTART_DELAY: Duration = Duration::from_millis(200);
 /// Longest enclave stderr line kept in the transcript (characters).
 const MAX_STDERR_LINE: usize = 1024;
 
+/// The lease of the enclave process now running: a generation tag (not a secret — the host
+/// makes it and is trusted with nothing) that tells this launch's writes from any other's.
+#[derive(Default)]
+pub struct Lease(Mutex<Option<String>>);
+
+impl Lease {
+    /// Whether a write that presented `presented` (the [`chiron_proto::HOST_LEASE_HEADER`]
+    /// value, if any) may go on: one without a lease comes from a party (a dataset upload),
+    /// one with a lease only from the current launch.
+    pub fn admits(&self, presented: Option<&str>) -> bool {
+        match presented {
+            None => true,
+            Some(p) => self.0.lock().is_ok_and(|l| l.as_deref() == Some(p)),
+        }
+    }
+
+    fn renew(&self, launch: u64) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let lease = format!("{}-{launch}-{nanos}", std::process::id());
+        if let Ok(mut l) = self.0.lock() {
+            *l = Some(lease.clone());
+        }
+        lease
+    }
+}
+
 #[derive(Default)]
 struct Current {
     pid: Option<u32>,
@@ -41,6 +75,8 @@ pub struct Supervisor {
     transcript: Arc<Transcript>,
     metrics: Arc<Metrics>,
     current: Mutex<Current>,
+    lease: Arc<Lease>,
+    launches: AtomicU64,
     changed: Notify,
     restarts: AtomicU64,
     kill: Mutex<Option<mpsc::UnboundedSender<()>>>,
@@ -48,10 +84,12 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor that will run `command` with `--host-api http://{api_addr}` appended.
+    /// A supervisor that will run `command` with `--host-api http://{api_addr} --lease-stdin`
+    /// appended, renewing `lease` at every launch.
     pub fn new(
         command: EnclaveCommand,
         api_addr: SocketAddr,
+        lease: Arc<Lease>,
         transcript: Arc<Transcript>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -61,6 +99,8 @@ impl Supervisor {
             transcript,
             metrics,
             current: Mutex::new(Current::default()),
+            lease,
+            launches: AtomicU64::new(0),
             changed: Notify::new(),
             restarts: AtomicU64::new(0),
             kill: Mutex::new(None),
@@ -70,26 +110,30 @@ impl Supervisor {
 
     /// Launches the enclave and waits until it serves; then keeps it running.
     pub async fn start(self: Arc<Self>) -> Result<(), HostError> {
-        let child = self.launch().await?;
+        let (child, lifeline) = self.launch().await?;
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut k) = self.kill.lock() {
             *k = Some(tx);
         }
-        let monitor = tokio::spawn(self.clone().monitor(child, rx));
+        let monitor = tokio::spawn(self.clone().monitor(child, lifeline, rx));
         if let Ok(mut m) = self.monitor.lock() {
             *m = Some(monitor);
         }
         Ok(())
     }
 
-    async fn launch(&self) -> Result<Child, HostError> {
+    /// Starts the enclave; returns it and the write end of its standard input, which must
+    /// stay open for as long as the enclave is to live (held apart from the `Child`, whose
+    /// `wait` would close it).
+    async fn launch(&self) -> Result<(Child, ChildStdin), HostError> {
         let mut command = Command::new(&self.command.program);
         command.env("GLIBC_TUNABLES", ENCLAVE_MALLOC_TUNABLES);
         let mut child = command
             .args(&self.command.args)
             .arg("--host-api")
             .arg(format!("http://{}", self.api_addr))
-            .stdin(Stdio::null())
+            .arg("--lease-stdin")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -100,6 +144,17 @@ impl Supervisor {
                     self.command.program.display()
                 ))
             })?;
+        // The lease, then nothing: the pipe stays open for as long as the monitor holds it (a
+        // stand-in that does not read it is no matter; the line fits the pipe).
+        let lease = self
+            .lease
+            .renew(self.launches.fetch_add(1, Ordering::Relaxed));
+        let mut lifeline = child
+            .stdin
+            .take()
+            .ok_or_else(|| HostError::Enclave("no standard input".into()))?;
+        let _ = lifeline.write_all(format!("{lease}\n").as_bytes()).await;
+        let _ = lifeline.flush().await;
         let stdout = child
             .stdout
             .take()
@@ -139,10 +194,15 @@ impl Supervisor {
         }
         self.changed.notify_waiters();
         self.transcript.log("enclave started");
-        Ok(child)
+        Ok((child, lifeline))
     }
 
-    async fn monitor(self: Arc<Self>, mut child: Child, mut kill: mpsc::UnboundedReceiver<()>) {
+    async fn monitor(
+        self: Arc<Self>,
+        mut child: Child,
+        mut lifeline: ChildStdin,
+        mut kill: mpsc::UnboundedReceiver<()>,
+    ) {
         loop {
             let status = tokio::select! {
                 s = child.wait() => s,
@@ -151,6 +211,8 @@ impl Supervisor {
                     child.wait().await
                 }
             };
+            // The pipe of a process that has ended; the next launch gets its own.
+            drop(lifeline);
             if let Ok(mut c) = self.current.lock() {
                 c.pid = None;
                 c.addr = None;
@@ -164,7 +226,7 @@ impl Supervisor {
             };
             self.transcript
                 .log(&format!("enclave exited ({how}); restarting"));
-            child = loop {
+            (child, lifeline) = loop {
                 tokio::time::sleep(RESTART_DELAY).await;
                 if self.current.lock().map_or(true, |c| c.stopping) {
                     return;

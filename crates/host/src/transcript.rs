@@ -4,20 +4,33 @@
 //! It is the record of what an untrusted operator learns by running the host. Entries carry a
 //! timestamp apart from their text so two runs can be compared text for text.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// An append-only list of (milliseconds since the epoch, text).
+/// Entries a transcript keeps unless configured otherwise (about 30 MB of typical lines).
+pub const DEFAULT_ENTRIES: usize = 100_000;
+
+/// The latest entries, as (milliseconds since the epoch, text): a ring, so a host that runs
+/// for months holds a bounded amount of it.
 pub struct Transcript {
-    entries: Mutex<Vec<(u128, String)>>,
+    entries: Mutex<VecDeque<(u128, String)>>,
+    capacity: usize,
     echo: bool,
 }
 
 impl Transcript {
-    /// An empty transcript; with `echo`, each entry is also printed on standard error.
+    /// An empty transcript keeping [`DEFAULT_ENTRIES`]; with `echo`, each entry is also
+    /// printed on standard error.
     pub fn new(echo: bool) -> Self {
+        Self::with_capacity(echo, DEFAULT_ENTRIES)
+    }
+
+    /// An empty transcript that keeps the latest `capacity` entries (at least one).
+    pub fn with_capacity(echo: bool, capacity: usize) -> Self {
         Self {
-            entries: Mutex::new(Vec::new()),
+            entries: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
             echo,
         }
     }
@@ -31,7 +44,10 @@ impl Transcript {
             eprintln!("[chiron-host] {text}");
         }
         if let Ok(mut e) = self.entries.lock() {
-            e.push((now, text.to_string()));
+            if e.len() == self.capacity {
+                e.pop_front();
+            }
+            e.push_back((now, text.to_string()));
         }
     }
 
@@ -45,6 +61,24 @@ impl Transcript {
 
     /// The entries with their timestamps.
     pub fn entries(&self) -> Vec<(u128, String)> {
-        self.entries.lock().map(|e| e.clone()).unwrap_or_default()
+        self.entries
+            .lock()
+            .map(|e| e.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_latest_entries_are_kept() {
+        let t = Transcript::with_capacity(false, 3);
+        for i in 0..5 {
+            t.log(&format!("line {i}"));
+        }
+        assert_eq!(t.texts(), vec!["line 2", "line 3", "line 4"]);
+        assert_eq!(t.entries().len(), 3);
     }
 }

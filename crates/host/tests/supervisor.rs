@@ -27,6 +27,8 @@ async fn host(dir: &Path, body: &str) -> Host {
             args: vec![],
         },
         echo_log: false,
+        shared_store: false,
+        transcript_entries: chiron_host::transcript::DEFAULT_ENTRIES,
     })
     .await
     .unwrap()
@@ -89,8 +91,74 @@ async fn an_enclave_that_never_announces_itself_is_an_error() {
             args: vec![],
         },
         echo_log: false,
+        shared_store: false,
+        transcript_entries: chiron_host::transcript::DEFAULT_ENTRIES,
     })
     .await;
     let e = result.err().expect("refused").to_string();
     assert!(e.contains("did not report a listening address"), "{e}");
+}
+
+/// Puts `name` through the host API, presenting `lease` if given.
+async fn put(host: &Host, name: &str, lease: Option<&str>) -> Result<(), tonic::Status> {
+    let mut client =
+        chiron_proto::host::blobs_client::BlobsClient::connect(format!("http://{}", host.api_addr))
+            .await
+            .unwrap();
+    let mut request =
+        tonic::Request::new(tokio_stream::iter(chiron_proto::blob_chunks(name, b"x")));
+    if let Some(lease) = lease {
+        request
+            .metadata_mut()
+            .insert(chiron_proto::HOST_LEASE_HEADER, lease.parse().unwrap());
+    }
+    client.put(request).await.map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_with_an_earlier_launch_s_lease_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lease_file = dir.path().join("lease");
+    // The stand-in keeps the lease it was given on standard input, as the enclave does.
+    let host = host(
+        dir.path(),
+        &format!(
+            "read lease\necho \"$lease\" > {}\necho listening 127.0.0.1:9\nexec sleep 600",
+            lease_file.display()
+        ),
+    )
+    .await;
+    let read_lease = || {
+        std::fs::read_to_string(&lease_file)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    until(Duration::from_secs(20), || {
+        lease_file.exists() && !read_lease().is_empty()
+    })
+    .await;
+    let first = read_lease();
+    put(&host, "jobs/a", Some(&first)).await.unwrap();
+    // A party's upload carries no lease.
+    put(&host, "datasets/d", None).await.unwrap();
+
+    // A new launch: the old lease is now refused, and nothing is stored under it.
+    host.kill_enclave();
+    until(Duration::from_secs(20), || {
+        let now = read_lease();
+        !now.is_empty() && now != first
+    })
+    .await;
+    let e = put(&host, "jobs/b", Some(&first)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+    assert!(!dir.path().join("store/jobs/b").exists());
+    put(&host, "jobs/b", Some(&read_lease())).await.unwrap();
+    assert!(dir.path().join("store/jobs/b").exists());
+    let texts = host.transcript().texts();
+    assert!(
+        texts.iter().any(|t| t.contains("blob put refused")),
+        "{texts:#?}"
+    );
+    host.shutdown().await;
 }

@@ -22,6 +22,9 @@ pub mod vocab;
 /// Owner replies of one size per policy.
 pub mod padding;
 
+/// Listeners with a connection limit and backoff on accept errors (host and enclave alike).
+pub mod listen;
+
 /// The host's API.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod host {
@@ -36,6 +39,15 @@ pub mod host {
 /// step, about 20 % of a CNN step with glibc's defaults.)
 pub const ENCLAVE_MALLOC_TUNABLES: &str = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:\
      glibc.malloc.trim_threshold=18446744073709551615";
+
+/// gRPC metadata key with which the enclave presents its launch lease on every host-API write.
+///
+/// The host launches each enclave process with a fresh lease (a generation tag, not a secret:
+/// the host is trusted with nothing) written as the first line of the enclave's standard input,
+/// and refuses writes that carry any other lease. An enclave left over from an earlier launch —
+/// an orphan of a killed host, or a process that outlived a restart — can then never write
+/// to the store next to its successor.
+pub const HOST_LEASE_HEADER: &str = "x-chiron-lease";
 
 /// Bytes per chunk of a streamed blob (fixed, so the number of messages follows from a blob's
 /// size alone).

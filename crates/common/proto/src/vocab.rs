@@ -111,6 +111,9 @@ named! {
         /// jobs hold the rest of its memory, or the policy asks more than the enclave allows).
         /// Decided before the trainer runs, from the policies alone.
         ResourcesUnavailable => "resources-unavailable",
+        /// The job finished, but its sealed model at the host is missing or does not open
+        /// (the host lost or damaged it): there is nothing to predict with.
+        ModelDamaged => "model-damaged",
         /// The runtime's own failure (host unreachable, ...).
         Internal => "internal",
     }
@@ -132,6 +135,8 @@ named! {
         NoModel => "no-model",
         /// The job's query budget does not cover the request.
         BudgetSpent => "budget-spent",
+        /// The job's sealed model at the host is missing or does not open.
+        ModelDamaged => "model-damaged",
     }
 }
 

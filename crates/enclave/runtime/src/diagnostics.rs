@@ -18,6 +18,10 @@ pub enum Event {
     JobNotFinished,
     /// A job record at the host did not open or parse, so it was left aside.
     RecordSkipped,
+    /// The host's pipe on standard input closed: the host is gone, so the enclave exits.
+    HostGone,
+    /// The host refused this process's lease: another enclave process replaced it, so it exits.
+    Replaced,
 }
 
 impl Event {
@@ -28,11 +32,16 @@ impl Event {
             Event::CheckpointNotWritten => "a scheduled checkpoint could not be written",
             Event::JobNotFinished => "a job's end could not be written; it resumes on restart",
             Event::RecordSkipped => "a job record at the host does not open; left aside",
+            Event::HostGone => "the host closed standard input; exiting",
+            Event::Replaced => "the host runs another enclave process in this one's place; exiting",
         }
     }
 }
 
-/// Writes `event` to standard error.
+/// Writes `event` to standard error. A failed write is ignored: once the host is gone its end
+/// of the pipe is closed, and `eprintln!` would panic the reporting thread (the one that has
+/// to end the process, for [`Event::HostGone`]).
 pub fn report(event: Event) {
-    eprintln!("chiron-enclave: {}", event.text());
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "chiron-enclave: {}", event.text());
 }

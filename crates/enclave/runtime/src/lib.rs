@@ -21,7 +21,9 @@
 //! Module layout: `platform` (TEE identity, sealing key), `sealing` (AEAD for everything the
 //! enclave stores), `host_link` (the host's blob and status API), `records` (sealed job and
 //! module records), `schedule` (a job's clock: grid and end), `training` (a job's run),
-//! `diagnostics` (the fixed stderr messages), `predict` (output shaping), `state`
+//! `diagnostics` (the fixed stderr messages), `predict` (output shaping), `instances` (the
+//! sandbox's slots and the line predictions wait in), `resources` (memory and CPU held
+//! constant), `state`
 //! (modules, jobs, record writes), `service` (the gRPC services), `server` (RA-TLS listeners),
 //! `distributed` (parameter-server and worker roles of distributed jobs).
 
@@ -30,6 +32,7 @@
 pub mod diagnostics;
 pub mod distributed;
 pub mod host_link;
+pub mod instances;
 pub mod platform;
 pub mod predict;
 pub mod records;

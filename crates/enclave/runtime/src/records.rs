@@ -70,7 +70,8 @@ pub struct JobRecord {
     pub checkpoint_tick: u64,
     /// Milliseconds of the wall budget spent at the newest checkpoint (its tick × interval).
     pub budget_used_ms: u64,
-    /// Prediction inputs answered so far.
+    /// Prediction inputs reserved from the query budget: at least those counted so far (see
+    /// `predict::QueryMeter`, which writes it a block ahead of the count).
     pub queries_used: u64,
     /// Metrics the owner may see.
     pub metrics: Vec<MetricRecord>,

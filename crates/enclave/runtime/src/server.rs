@@ -1,13 +1,18 @@
 //! The RA-TLS endpoint: TLS 1.3 with the enclave's attested certificate, gRPC inside.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use chiron_proto::listen::{Admitted, DEFAULT_CONNECTION_LIMIT, Gate};
 
 use chiron_proto::enclave::operator_server::OperatorServer;
 use chiron_proto::enclave::owner_server::OwnerServer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -16,12 +21,48 @@ use crate::service::Services;
 /// Largest request the services accept (a trainer module, a batch of inputs).
 pub const MAX_REQUEST_BYTES: usize = 64 << 20;
 
-/// One accepted RA-TLS connection, as tonic wants it.
-pub struct TlsConnection(TlsStream<TcpStream>);
+/// How long a new connection has to complete its TLS handshake. A connection that sends
+/// nothing (or too little) is closed then, so stalled sockets cannot pile up.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl tonic::transport::server::Connected for TlsConnection {
-    type ConnectInfo = ();
-    fn connect_info(&self) -> Self::ConnectInfo {}
+/// How long a party's connection may carry no bytes either way before it is closed (its
+/// client reconnects on its next call).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One accepted RA-TLS connection, as hyper wants it: it holds its place at the listener's
+/// gate while it lives, and fails with `TimedOut` once idle for longer than its limit.
+pub struct TlsConnection {
+    tls: TlsStream<TcpStream>,
+    _place: OwnedSemaphorePermit,
+    idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+}
+
+impl TlsConnection {
+    fn new(tls: TlsStream<TcpStream>, place: OwnedSemaphorePermit, idle: Option<Duration>) -> Self {
+        Self {
+            tls,
+            _place: place,
+            idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
+        }
+    }
+
+    /// Bytes moved: the idle clock starts again.
+    fn active(&mut self) {
+        if let Some((limit, timer)) = &mut self.idle {
+            timer.as_mut().reset(tokio::time::Instant::now() + *limit);
+        }
+    }
+
+    /// Nothing to move: an error once the idle clock has run out (and a wake-up when it does).
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.idle
+            .as_mut()
+            .is_some_and(|(_, timer)| timer.as_mut().poll(cx).is_ready())
+    }
+}
+
+fn idle_error() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "connection idle")
 }
 
 impl AsyncRead for TlsConnection {
@@ -30,7 +71,15 @@ impl AsyncRead for TlsConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.tls).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                self.active();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if self.idle_expired(cx) => Poll::Ready(Err(idle_error())),
+            other => other,
+        }
     }
 }
 
@@ -40,36 +89,44 @@ impl AsyncWrite for TlsConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        match Pin::new(&mut self.tls).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                self.active();
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if self.idle_expired(cx) => Poll::Ready(Err(idle_error())),
+            other => other,
+        }
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.tls).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.tls).poll_shutdown(cx)
     }
 }
 
-/// Accepted TLS connections on `listener`, as a stream for tonic's `serve_with_incoming`.
-/// Handshakes run concurrently; a failed handshake drops only its connection.
+/// Accepted TLS connections on `listener`, as a stream for [`serve_http2`]: at most
+/// [`DEFAULT_CONNECTION_LIMIT`] open at once, each handshake within [`HANDSHAKE_TIMEOUT`]
+/// (run concurrently; a failed or late one drops only its connection), and, with `idle`,
+/// closed after that long without traffic.
 pub fn tls_incoming(
     listener: TcpListener,
     tls: rustls::ServerConfig,
+    idle: Option<Duration>,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, std::io::Error>> {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let gate = Gate::new(listener, DEFAULT_CONNECTION_LIMIT);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<TlsConnection, std::io::Error>>(64);
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            // Request/reply traffic: without it Nagle and delayed ACKs add ~40 ms per reply.
-            let _ = tcp.set_nodelay(true);
+            let Admitted { stream, place, .. } = gate.accept().await;
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    let _ = tx.send(Ok(TlsConnection(tls))).await;
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                if let Ok(Ok(tls)) = handshake.await {
+                    let _ = tx.send(Ok(TlsConnection::new(tls, place, idle))).await;
                 }
             });
         }
@@ -94,7 +151,12 @@ pub async fn serve(services: Services, listener: TcpListener, tls: rustls::Serve
             .max_decoding_message_size(MAX_REQUEST_BYTES)
             .max_encoding_message_size(MAX_REQUEST_BYTES),
     );
-    serve_http2(routes, tls_incoming(listener, tls), |_| {}).await;
+    serve_http2(
+        routes,
+        tls_incoming(listener, tls, Some(IDLE_TIMEOUT)),
+        |_| {},
+    )
+    .await;
 }
 
 /// Serves `routes` over HTTP/2 on every connection of `incoming`, without `date` headers,
@@ -158,7 +220,9 @@ pub async fn serve_peers(
                 .max_encoding_message_size(MAX_REQUEST_BYTES),
         );
     }
-    serve_http2(routes, tls_incoming(listener, tls), |http| {
+    // Links between enclaves idle between jobs, and a link's connection is part of what the
+    // host sees: they are not cut for idling.
+    serve_http2(routes, tls_incoming(listener, tls, None), |http| {
         http.initial_stream_window_size(chiron_proto::PEER_WINDOW)
             .initial_connection_window_size(chiron_proto::PEER_WINDOW);
     })

@@ -9,9 +9,9 @@ use std::time::Duration;
 use chiron_proto::enclave::operator_server::Operator;
 use chiron_proto::enclave::owner_server::Owner;
 use chiron_proto::enclave::{
-    Empty, JobList, JobRequest, JobStatus, JobStatusReply, ListJobsRequest, Metric, PredictReply,
-    PredictRequest, RegisterTrainerReply, RegisterTrainerRequest, ReleaseShareRequest,
-    SubmitJobReply, SubmitJobRequest,
+    DamagedJob, Empty, JobList, JobRequest, JobStatus, JobStatusReply, ListJobsRequest, Metric,
+    PredictReply, PredictRequest, RegisterTrainerReply, RegisterTrainerRequest,
+    ReleaseShareRequest, SubmitJobReply, SubmitJobRequest,
 };
 use chiron_proto::job::{JobPolicy, OutputPolicy};
 use chiron_proto::padding::{pad_predict_reply, pad_status_reply};
@@ -20,11 +20,15 @@ use chiron_sandbox::{FailureCode, TensorData, run_predict_within};
 use chiron_seal::{DataKey, SealedDataset};
 use tonic::{Request, Response, Status};
 
-use crate::predict::{per_input, shape_outputs};
+use crate::predict::{Persist, per_input, shape_outputs};
 use crate::records::{self, JobRecord};
 use crate::sealing::{self, associated_data};
-use crate::state::{Runtime, same_hash, sha256};
+use crate::state::{ModelState, Runtime, same_hash, sha256};
 use crate::training;
+
+/// How long a prediction without a fixed reply time (latency 0, development only) waits in
+/// line for an instance slot before it fails.
+const UNTIMED_QUEUE_WAIT: Duration = Duration::from_secs(30);
 
 /// Both services over one runtime.
 #[derive(Clone)]
@@ -217,7 +221,24 @@ impl Operator for Services {
             }
         }
         jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
-        Ok(Response::new(JobList { jobs }))
+        // Blobs no job accounts for, for an operator this enclave knows (names the host has
+        // anyway; nothing is opened to list them).
+        let mut damaged = Vec::new();
+        if !jobs.is_empty() || self.runtime.knows_operator(&token_hash) {
+            damaged = self
+                .runtime
+                .damaged_jobs()
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .map(|(job_id, reason, blobs)| DamagedJob {
+                    job_id,
+                    reason: reason.to_string(),
+                    blobs,
+                })
+                .collect();
+        }
+        Ok(Response::new(JobList { jobs, damaged }))
     }
 }
 
@@ -334,8 +355,17 @@ impl Owner for Services {
                 value: m.value,
             })
             .collect();
+        // A finished job's model blob is checked the first time anyone asks (see `model`): a
+        // model the host lost or damaged shows here, not as `ready`.
+        let mut status = status_of(&record, &policy, Viewer::Owner);
+        if let ModelState::Damaged = self.model(&record).await {
+            status.phase = JobPhase::Failed.as_str().to_string();
+            status.failure = chiron_proto::vocab::FailureCode::ModelDamaged
+                .as_str()
+                .to_string();
+        }
         let mut reply = JobStatusReply {
-            status: Some(status_of(&record, &policy, Viewer::Owner)),
+            status: Some(status),
             metrics,
             padding: Vec::new(),
         };
@@ -368,14 +398,21 @@ impl Owner for Services {
         }
         // A zero latency (development only) answers as soon as the trainer has.
         let due = (!latency.is_zero()).then_some(arrived + latency);
+        // A place in line for an instance slot, or a refusal before anything is counted: how
+        // many requests wait follows from their arrival times and reply times alone.
+        let ticket = self
+            .runtime
+            .instances
+            .line_up()
+            .map_err(|_| Status::resource_exhausted("prediction queue full: retry later"))?;
         let admitted = self.admit(&r.job_id, count)?;
         // While the request is in flight the cores stay busy, as while a job trains.
         let _cpu = policy
             .constant_cpu
             .then(|| self.runtime.resources.hold_cpu());
-        // Counted before anything is computed (a crash never leaves a query uncounted), and
-        // written for every request: a write for answered ones only would tell the host which.
-        // The write, the model's first load and the trainer run in a task of their own: a reply
+        // Counted before anything is computed, failed or not; the record is written when the
+        // count's reservation runs low, which depends on counts alone (see `QueryMeter`). The
+        // write, the model's first load and the trainer run in a task of their own: a reply
         // that cannot wait for them leaves at its time with the failure, and they still end
         // (the model is then cached for the next request).
         let work = {
@@ -388,13 +425,22 @@ impl Owner for Services {
             };
             let (record, policy) = (record.clone(), policy.clone());
             tokio::spawn(async move {
-                let persisted = services.runtime.update_job(&r.job_id, |_| {}).await;
+                let (admitted, persist) = admitted;
+                let persisted = services.persist_queries(&r.job_id, persist).await;
+                // What is fetched from the host never depends on how the job ended: a finished
+                // job's model blob (model or dummy) and its trainer, the first time either way.
+                if matches!(record.phase, JobPhase::Ready | JobPhase::Failed) {
+                    let _ = services.model(&record).await;
+                    let _ = services.runtime.module(&record.trainer_digest).await;
+                }
                 match (admitted, persisted) {
                     (Err(failure), _) => Err(failure),
-                    (Ok(()), Ok(Some(_))) => {
-                        services.answer(&record, &policy, &r, count, due).await
+                    (Ok(()), true) => {
+                        services
+                            .answer(&record, &policy, &r, count, due, ticket)
+                            .await
                     }
-                    (Ok(()), _) => Err(PredictFailure::PredictionFailed),
+                    (Ok(()), false) => Err(PredictFailure::PredictionFailed),
                 }
             })
         };
@@ -410,7 +456,7 @@ impl Owner for Services {
             .jobs
             .lock()
             .ok()
-            .and_then(|j| j.get(&r.job_id).map(|j| j.record.queries_used))
+            .and_then(|j| j.get(&r.job_id).map(|j| j.queries.counted()))
             .map_or(0, |used| policy.query_budget.saturating_sub(used));
         let per_input = per_input(policy.output, record.classes);
         let (outputs, failure) = match outcome {
@@ -443,9 +489,15 @@ impl Owner for Services {
 
 impl Services {
     /// Takes a token of the job's rate limit (refused at once: what the host sees of request
-    /// timing tells it as much), then decides whether the request may be computed: the job
-    /// has a model and its query budget covers `count` inputs, which it then reserves.
-    fn admit(&self, job_id: &str, count: usize) -> Result<Result<(), PredictFailure>, Status> {
+    /// timing tells it as much), then counts the request's `count` queries — answered or not,
+    /// with a model or not, so that what is written, and when, never depends on the job's
+    /// outcome — and decides whether it may be computed: the job has a model and its budget
+    /// covered the count. Also says what must be written first.
+    fn admit(
+        &self,
+        job_id: &str,
+        count: usize,
+    ) -> Result<(Result<(), PredictFailure>, Persist), Status> {
         let mut jobs = self
             .runtime
             .jobs
@@ -457,16 +509,45 @@ impl Services {
         if !job.limiter.try_take() {
             return Err(Status::resource_exhausted("rate limit: retry later"));
         }
-        if job.record.phase != JobPhase::Ready {
-            return Ok(Err(PredictFailure::NoModel));
-        }
         let budget = job.policy.query_budget;
-        match job.record.queries_used.checked_add(count as u64) {
-            Some(used) if used <= budget => {
-                job.record.queries_used = used;
-                Ok(Ok(()))
+        let Some(persist) = job
+            .queries
+            .count(count as u64, budget, &mut job.record.queries_used)
+        else {
+            return Ok((Err(PredictFailure::BudgetSpent), Persist::No));
+        };
+        if job.record.phase != JobPhase::Ready {
+            return Ok((Err(PredictFailure::NoModel), persist));
+        }
+        Ok((Ok(()), persist))
+    }
+
+    /// Writes the job record if the query count needs it: before answering (`Now`; `false` if
+    /// that write failed) or in the background (`Ahead`).
+    async fn persist_queries(&self, job_id: &str, persist: Persist) -> bool {
+        let write = {
+            let runtime = self.runtime.clone();
+            let job_id = job_id.to_string();
+            async move {
+                let stored = runtime.update_job(&job_id, |_| {}).await;
+                let Ok(Some(record)) = stored else {
+                    return false;
+                };
+                if let Ok(mut jobs) = runtime.jobs.lock()
+                    && let Some(job) = jobs.get_mut(&job_id)
+                {
+                    job.queries.persisted(record.queries_used);
+                }
+                true
             }
-            _ => Ok(Err(PredictFailure::BudgetSpent)),
+        };
+        match persist {
+            Persist::No => true,
+            Persist::Ahead => {
+                tokio::spawn(write);
+                true
+            }
+            Persist::Now => write.await,
         }
     }
 
@@ -480,6 +561,7 @@ impl Services {
         r: &PredictRequest,
         count: usize,
         due: Option<tokio::time::Instant>,
+        ticket: crate::instances::Ticket,
     ) -> Result<crate::predict::Shaped, PredictFailure> {
         let failed = |_| PredictFailure::PredictionFailed;
         let module = self
@@ -488,10 +570,12 @@ impl Services {
             .await
             .map_err(failed)?
             .ok_or(PredictFailure::PredictionFailed)?;
-        let model = self
-            .model(record)
-            .await
-            .map_err(|_| PredictFailure::PredictionFailed)?;
+        let model = match self.model(record).await {
+            ModelState::Loaded(model) => model,
+            ModelState::Damaged => return Err(PredictFailure::ModelDamaged),
+            ModelState::Dummy => return Err(PredictFailure::NoModel),
+            ModelState::Unchecked => return Err(PredictFailure::PredictionFailed),
+        };
         let mut shape = vec![r.count];
         shape.extend_from_slice(&record.record_shape);
         let input = TensorData {
@@ -502,6 +586,15 @@ impl Services {
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
         };
+        // In line for a slot, but no later than the reply's time. The slot goes back as soon as
+        // the trainer is done: which request in line gets it when is seen only by the owner
+        // (as a failure inside a reply of the same size, at the same time).
+        let slot = ticket
+            .slot(Some(due.unwrap_or_else(|| {
+                tokio::time::Instant::now() + UNTIMED_QUEUE_WAIT
+            })))
+            .await
+            .ok_or(PredictFailure::PredictionFailed)?;
         let confined = policy.constant_cpu;
         let until = due.map(tokio::time::Instant::into_std);
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -518,6 +611,7 @@ impl Services {
             } else {
                 predict()
             };
+            drop(slot);
             // The receiver is gone only if the request was dropped.
             let _ = tx.send(result);
             if let Some(until) = until {
@@ -549,41 +643,63 @@ impl Services {
             .ok_or(PredictFailure::PredictionFailed)
     }
 
-    /// The job's model: cached, or fetched from the host and opened with the model key.
-    async fn model(&self, record: &JobRecord) -> Result<Arc<chiron_sandbox::SavedModel>, Status> {
-        if let Some(m) = self
+    /// The job's model blob, as found the first time it is needed: fetched from the host and
+    /// opened with the model key, for a failed job (its dummy) exactly as for a ready one, so
+    /// the host never learns which it was from what is fetched. `Unchecked` for a job that
+    /// has not finished, or while the host cannot be reached. The model or dummy is kept; a
+    /// damaged blob is not (it is fetched again when next needed).
+    async fn model(&self, record: &JobRecord) -> ModelState {
+        if !matches!(record.phase, JobPhase::Ready | JobPhase::Failed) {
+            return ModelState::Unchecked;
+        }
+        let cached = self
             .runtime
             .jobs
             .lock()
             .ok()
-            .and_then(|j| j.get(&record.job_id).and_then(|j| j.model.clone()))
+            .and_then(|j| j.get(&record.job_id).map(|j| j.model.clone()));
+        // A damaged blob is fetched again next time: the host may have restored it.
+        if let Some(known) = cached
+            && matches!(known, ModelState::Loaded(_) | ModelState::Dummy)
         {
-            return Ok(m);
+            return known;
         }
-        let sealed = self
+        let found = match self
             .runtime
             .host
             .get(&records::model_blob(&record.job_id))
             .await
-            .map_err(internal)?
-            .ok_or_else(|| Status::internal("internal error"))?;
-        let sealer =
-            records::model_sealer(record).ok_or_else(|| Status::internal("internal error"))?;
-        let padded = sealer
-            .open(&associated_data("model", &record.job_id, 0), &sealed)
-            .map_err(internal)?;
-        let payload = sealing::unpad(&padded).map_err(internal)?;
-        // A ready job's blob holds a model; the dummy of a failed job never gets here.
-        let bytes = training::unframe(payload)
-            .ok()
-            .flatten()
-            .ok_or_else(|| Status::internal("internal error"))?;
-        let model = Arc::new(records::model_from_bytes(bytes).map_err(internal)?);
+        {
+            Err(_) => return ModelState::Unchecked,
+            Ok(None) => ModelState::Damaged,
+            Ok(Some(sealed)) => open_model(record, &sealed),
+        };
         if let Ok(mut jobs) = self.runtime.jobs.lock()
             && let Some(j) = jobs.get_mut(&record.job_id)
         {
-            j.model = Some(model.clone());
+            j.model = found.clone();
         }
-        Ok(model)
+        found
+    }
+}
+
+/// What a fetched model blob holds: the model, the dummy, or nothing that opens.
+fn open_model(record: &JobRecord, sealed: &[u8]) -> ModelState {
+    let Some(sealer) = records::model_sealer(record) else {
+        return ModelState::Damaged;
+    };
+    let Ok(padded) = sealer.open(&associated_data("model", &record.job_id, 0), sealed) else {
+        return ModelState::Damaged;
+    };
+    let Ok(payload) = sealing::unpad(&padded) else {
+        return ModelState::Damaged;
+    };
+    match training::unframe(payload) {
+        Ok(Some(bytes)) => match records::model_from_bytes(bytes) {
+            Ok(model) => ModelState::Loaded(Arc::new(model)),
+            Err(_) => ModelState::Damaged,
+        },
+        Ok(None) => ModelState::Dummy,
+        Err(_) => ModelState::Damaged,
     }
 }

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::RuntimeError;
 use crate::host_link::HostLink;
-use crate::predict::RateLimiter;
+use crate::predict::{QueryMeter, RateLimiter};
 use crate::records::{self, JobRecord, ModuleRecord};
 
 /// A registered trainer, compiled and ready.
@@ -24,6 +24,19 @@ pub struct LoadedModule {
     pub operator_token_hash: [u8; 32],
 }
 
+/// A finished job's model blob, as the enclave found it.
+#[derive(Clone)]
+pub enum ModelState {
+    /// Not fetched yet.
+    Unchecked,
+    /// The model, opened.
+    Loaded(Arc<SavedModel>),
+    /// The dummy of a failed job (it opened).
+    Dummy,
+    /// Missing, or it did not open: the host lost or damaged it.
+    Damaged,
+}
+
 /// A job in memory.
 pub struct Job {
     /// The record as last written.
@@ -32,8 +45,11 @@ pub struct Job {
     pub policy: JobPolicy,
     /// Prediction rate limit.
     pub limiter: RateLimiter,
-    /// The opened model, once a prediction needed it.
-    pub model: Option<Arc<SavedModel>>,
+    /// Queries counted (the record's `queries_used` is the reservation ahead of them).
+    pub queries: QueryMeter,
+    /// What the job's model blob held when it was first needed (a finished job's status or
+    /// prediction).
+    pub model: ModelState,
     /// Whether a training run is in progress in this process.
     pub running: bool,
 }
@@ -45,6 +61,8 @@ pub struct Runtime {
     pub host: HostLink,
     /// The sandbox every trainer runs in.
     pub sandbox: Arc<Sandbox>,
+    /// Its instance slots, shared by training jobs and (waiting in line) predictions.
+    pub instances: crate::instances::InstanceSlots,
     /// Largest engine budget (policy `memory_mib`) a job may declare.
     pub max_train_bytes: u64,
     /// The enclave's memory, from which each running job holds a reservation.
@@ -84,6 +102,9 @@ impl Runtime {
         Self {
             sealing_key,
             host,
+            instances: crate::instances::InstanceSlots::new(
+                sandbox.limits().max_instances as usize,
+            ),
             sandbox,
             max_train_bytes,
             resources,
@@ -179,6 +200,54 @@ impl Runtime {
         Ok(Some(record.module.clone()))
     }
 
+    /// Whether a module registered with this operator token hash is loaded.
+    pub fn knows_operator(&self, token_hash: &[u8; 32]) -> bool {
+        self.modules.lock().is_ok_and(|m| {
+            m.values()
+                .any(|l| same_hash(&l.operator_token_hash, token_hash))
+        })
+    }
+
+    /// Job blobs at the host that no job in memory accounts for, by job id: `(id, reason,
+    /// blob names)` with reason `record-damaged` (a record that did not open) or `no-record`
+    /// (checkpoints or a model without one).
+    pub async fn damaged_jobs(
+        &self,
+    ) -> Result<Vec<(String, &'static str, Vec<String>)>, RuntimeError> {
+        let mut by_id: std::collections::BTreeMap<String, (bool, Vec<String>)> = Default::default();
+        for (prefix, is_record) in [("jobs", true), ("checkpoints", false), ("models", false)] {
+            for name in self.host.list(prefix).await? {
+                let Some(id) = name
+                    .strip_prefix(prefix)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .and_then(|rest| rest.split('/').next())
+                else {
+                    continue;
+                };
+                let entry = by_id.entry(id.to_string()).or_default();
+                entry.0 |= is_record;
+                entry.1.push(name);
+            }
+        }
+        let known: std::collections::HashSet<String> = self
+            .jobs
+            .lock()
+            .map(|j| j.keys().cloned().collect())
+            .unwrap_or_default();
+        Ok(by_id
+            .into_iter()
+            .filter(|(id, _)| !known.contains(id))
+            .map(|(id, (has_record, blobs))| {
+                let reason = if has_record {
+                    "record-damaged"
+                } else {
+                    "no-record"
+                };
+                (id, reason, blobs)
+            })
+            .collect())
+    }
+
     /// Adds (or replaces) a job in memory.
     pub fn insert_job(&self, record: JobRecord, policy: JobPolicy) {
         if let Ok(mut jobs) = self.jobs.lock() {
@@ -186,9 +255,10 @@ impl Runtime {
                 record.job_id.clone(),
                 Job {
                     limiter: RateLimiter::new(policy.rate_per_second),
+                    queries: QueryMeter::resumed(record.queries_used),
                     record,
                     policy,
-                    model: None,
+                    model: ModelState::Unchecked,
                     running: false,
                 },
             );

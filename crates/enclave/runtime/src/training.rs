@@ -177,7 +177,10 @@ async fn write_checkpoint(
     Ok(())
 }
 
-/// The state in the job's newest checkpoint (`None`: the dummy, or no checkpoint yet).
+/// The state in the job's newest checkpoint that opens (`None`: the dummy, or no checkpoint
+/// yet). The newest is tick `checkpoint_tick`; if the host damaged or lost it, the previous
+/// tick, still in the other slot, is the fallback — the job then resumes a tick's work earlier,
+/// on the same schedule. Each is sealed with its tick, so nothing older can pass for either.
 pub async fn load_checkpoint(
     runtime: &Runtime,
     record: &JobRecord,
@@ -186,6 +189,20 @@ pub async fn load_checkpoint(
     if tick == 0 {
         return Ok(None);
     }
+    match load_checkpoint_tick(runtime, record, tick).await {
+        Err(FailureCode::CheckpointRejected) if tick > 1 => {
+            load_checkpoint_tick(runtime, record, tick - 1).await
+        }
+        other => other,
+    }
+}
+
+/// The state sealed in the job's checkpoint of grid tick `tick`.
+async fn load_checkpoint_tick(
+    runtime: &Runtime,
+    record: &JobRecord,
+    tick: u64,
+) -> Result<Option<Zeroizing<Vec<u8>>>, FailureCode> {
     let sealer =
         records::checkpoint_sealer(runtime.sealing_key(), record).ok_or(FailureCode::Internal)?;
     let sealed = runtime
@@ -247,6 +264,12 @@ pub fn run_job(runtime: Arc<Runtime>, handle: Handle, job_id: String) {
     // Held until the end of the budget, whatever the trainer does: memory reserved (or the job
     // fails here, before its trainer runs) and, by default, every core kept busy.
     let reservation = runtime.resources.reserve(&policy);
+    // And one of the sandbox's instance slots for the trainer, also to the end (predictions
+    // wait in line for theirs, each held only while its trainer runs).
+    let _instance = match &reservation {
+        Ok(_) => handle.block_on(runtime.instances.for_training()),
+        Err(_) => None,
+    };
     let checkpoint = match &reservation {
         Ok(_) => handle.block_on(load_checkpoint(&runtime, &record)),
         Err(code) => Err(*code),

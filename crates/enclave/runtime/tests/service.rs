@@ -54,14 +54,32 @@ async fn owner_and_operator_train_and_predict_on_digits() {
         .await;
     assert_eq!(too_many.unwrap_err().code(), Code::InvalidArgument);
 
-    // A model blob the host tampered with is refused; the job survives it.
+    // A model blob the host tampered with is refused — by a fresh enclave process, the first
+    // has the model in memory — and reported as damaged, never as ready. Once the host
+    // restores it, the job answers again.
     let model_file = service.work.path().join("store/models").join(&job);
     let original = std::fs::read(&model_file).unwrap();
     let mut tampered = original.clone();
     tampered[40] ^= 1;
     std::fs::write(&model_file, &tampered).unwrap();
+    service.host.kill_enclave();
+    let started = std::time::Instant::now();
+    let status = loop {
+        match service.status(&job).await {
+            Ok(reply) => break reply.status.unwrap(),
+            Err(e) => assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no answer after the restart: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (status.phase.as_str(), status.failure.as_str()),
+        ("failed", "model-damaged")
+    );
     let refused = service.predict_raw(&job, &OWNER_TOKEN, 1, &[0.0; 64]).await;
-    assert_eq!(refused.unwrap().failure, "prediction-failed");
+    assert_eq!(refused.unwrap().failure, "model-damaged");
     std::fs::write(&model_file, &original).unwrap();
 
     let predictions = service.predict_split(&job, &data, "test").await;

@@ -17,6 +17,21 @@ struct Args {
     config: PathBuf,
 }
 
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -27,7 +42,9 @@ async fn main() -> ExitCode {
         println!("api {}", host.api_addr);
         println!("enclave {}", host.enclave_addr);
         println!("metrics {}", host.metrics_addr);
-        let _ = tokio::signal::ctrl_c().await;
+        // SIGINT or SIGTERM: stop the enclave first (a SIGKILL of this process is covered too:
+        // the enclave exits when its standard input, a pipe from here, closes).
+        wait_for_stop_signal().await;
         host.shutdown().await;
         Ok::<(), chiron_host::HostError>(())
     };

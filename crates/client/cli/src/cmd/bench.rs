@@ -55,9 +55,13 @@ pub struct PredictBenchArgs {
     /// Requests per job, after 5 unmeasured ones.
     #[arg(long, default_value_t = 200)]
     requests: usize,
-    /// Requests in flight at once.
+    /// Requests in flight at once (each client on its own connection).
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// Instead of --requests: send for this many seconds per job, and sample the enclave's and
+    /// this process's (the host's) resident memory every 10 s.
+    #[arg(long)]
+    duration_seconds: Option<u64>,
     /// Fixed reply times to compare, in ms (one job each; 0: no fixed time).
     #[arg(long, num_args = 1.., default_values_t = [0, 50])]
     latency_ms: Vec<u64>,
@@ -86,6 +90,8 @@ struct Measured {
     failures: usize,
     seconds: f64,
     rss_kib: (u64, u64),
+    /// (seconds into the run, enclave RSS KiB, host process RSS KiB), every 10 s.
+    rss_over_time: Vec<(f64, u64, u64)>,
 }
 
 impl Measured {
@@ -172,23 +178,57 @@ async fn predict(args: &PredictBenchArgs) -> CliResult {
     let mut results = Vec::new();
     for (latency, job) in &jobs {
         let rss_before = enclave_rss_kib(&host);
-        let (seen, failures, seconds) = load(&settings, job, &owner, &inputs, args).await?;
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sampler = {
+            let samples = samples.clone();
+            let enclave = host.enclave_pid().map(|p| format!("/proc/{p}/status"));
+            tokio::spawn(async move {
+                let start = Instant::now();
+                loop {
+                    let sample = (
+                        start.elapsed().as_secs_f64(),
+                        enclave.as_deref().map_or(0, rss_kib),
+                        rss_kib("/proc/self/status"),
+                    );
+                    if let Ok(mut s) = samples.lock() {
+                        s.push(sample);
+                    }
+                    tokio::time::sleep(RSS_SAMPLE_INTERVAL).await;
+                }
+            })
+        };
+        let loaded = load(&settings, job, &owner, &inputs, args).await;
+        sampler.abort();
+        let (seen, failures, seconds) = loaded?;
         let mut seen = seen;
         seen.sort();
+        let mut rss_over_time = samples.lock().map(|s| s.clone()).unwrap_or_default();
+        rss_over_time.push((
+            seconds,
+            enclave_rss_kib(&host),
+            rss_kib("/proc/self/status"),
+        ));
         results.push(Measured {
             latency_ms: *latency,
             seen,
             failures,
             seconds,
             rss_kib: (rss_before, enclave_rss_kib(&host)),
+            rss_over_time,
         });
     }
     host.shutdown().await;
 
-    println!(
-        "predictions of {} input(s), {} requests, {} at a time (owner's latency, ms)",
-        args.batch, args.requests, args.concurrency
-    );
+    match args.duration_seconds {
+        Some(secs) => println!(
+            "predictions of {} input(s) for {secs} s per job, {} at a time (owner's latency, ms)",
+            args.batch, args.concurrency
+        ),
+        None => println!(
+            "predictions of {} input(s), {} requests, {} at a time (owner's latency, ms)",
+            args.batch, args.requests, args.concurrency
+        ),
+    }
     println!(
         "  {:>10} {:>8} {:>8} {:>8} {:>12} {:>9} {:>16}",
         "latency_ms", "p50", "p90", "p99", "inputs/s", "failures", "enclave RSS MiB"
@@ -220,9 +260,33 @@ async fn predict(args: &PredictBenchArgs) -> CliResult {
                 "inputs_per_s": throughput,
                 "failures": m.failures,
                 "rss_kib": [m.rss_kib.0, m.rss_kib.1],
+                "rss_over_time": m.rss_over_time,
             })
         })
         .collect();
+    if args.duration_seconds.is_some() {
+        println!("resident memory over each run (MiB; growth from the first sample)");
+        for m in &results {
+            let (Some(first), Some(last)) = (m.rss_over_time.first(), m.rss_over_time.last())
+            else {
+                continue;
+            };
+            let growth = |a: u64, b: u64| (b as f64 / a.max(1) as f64 - 1.0) * 100.0;
+            println!(
+                "  latency {:>5}: enclave {:.0} → {:.0} ({:+.1} %), host {:.0} → {:.0} ({:+.1} %) \
+                 over {:.0} s, {} samples",
+                m.latency_ms,
+                first.1 as f64 / 1024.0,
+                last.1 as f64 / 1024.0,
+                growth(first.1, last.1),
+                first.2 as f64 / 1024.0,
+                last.2 as f64 / 1024.0,
+                growth(first.2, last.2),
+                last.0,
+                m.rss_over_time.len()
+            );
+        }
+    }
     if args.json {
         println!(
             "{}",
@@ -267,16 +331,25 @@ async fn load(
                 .map_err(chiron_connect::ConnectError::from)?;
         }
     }
-    let per_client = args.requests.div_ceil(clients.len());
+    let per_client = match args.duration_seconds {
+        Some(_) => usize::MAX,
+        None => args.requests.div_ceil(clients.len()),
+    };
     let started = Instant::now();
+    let stop = args
+        .duration_seconds
+        .map(|s| started + Duration::from_secs(s));
     let mut tasks = tokio::task::JoinSet::new();
     for mut client in clients {
         let request = request.clone();
         tasks.spawn(async move {
-            let mut seen = Vec::with_capacity(per_client);
+            let mut seen = Vec::new();
             let mut failures = 0usize;
             for _ in 0..per_client {
                 let sent = Instant::now();
+                if stop.is_some_and(|s| sent >= s) {
+                    break;
+                }
                 match client.predict(request.clone()).await {
                     Ok(reply) if reply.get_ref().failure.is_empty() => seen.push(sent.elapsed()),
                     _ => failures += 1,
@@ -295,10 +368,19 @@ async fn load(
     Ok((seen, failures, started.elapsed().as_secs_f64()))
 }
 
+/// How often `--duration-seconds` runs sample resident memory.
+const RSS_SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The enclave process's resident memory (`VmRSS`), or 0 if it cannot be read.
 fn enclave_rss_kib(host: &Host) -> u64 {
     host.enclave_pid()
-        .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .map_or(0, |pid| rss_kib(&format!("/proc/{pid}/status")))
+}
+
+/// `VmRSS` of a `/proc/<pid>/status` file, or 0 if it cannot be read.
+fn rss_kib(status_path: &str) -> u64 {
+    std::fs::read_to_string(status_path)
+        .ok()
         .and_then(|status| {
             status
                 .lines()

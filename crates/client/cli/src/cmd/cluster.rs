@@ -84,6 +84,10 @@ async fn host(
     // Every enclave's memory is resident from its start (heap and instance slots): keep one
     // machine's cluster within its memory (two jobs of `memory_mib = 256` per enclave).
     all.extend(CLUSTER_ENCLAVE_MEMORY.map(String::from));
+    // Workers keep no jobs and only read datasets: they share the server's store.
+    let worker = args
+        .windows(2)
+        .any(|a| a[0] == "--role" && a[1] == "worker");
     all.extend(args);
     Ok(Host::start(HostConfig {
         api_listen: api.into(),
@@ -95,6 +99,8 @@ async fn host(
             args: all,
         },
         echo_log: verbose,
+        shared_store: worker,
+        transcript_entries: chiron_host::transcript::DEFAULT_ENTRIES,
     })
     .await?)
 }

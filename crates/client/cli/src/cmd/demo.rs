@@ -83,6 +83,8 @@ pub(crate) async fn start_local_service(work: &Path) -> CliResult<(Host, Setting
             ],
         },
         echo_log: false,
+        shared_store: false,
+        transcript_entries: chiron_host::transcript::DEFAULT_ENTRIES,
     })
     .await?;
     let policy_path = work.join("development-sim.toml");
@@ -290,6 +292,7 @@ async fn run_async(args: &DemoArgs) -> CliResult {
 async fn operator_list(settings: &Settings, token: &[u8; 32]) -> CliResult<Vec<String>> {
     let lines: Vec<String> = service::list_jobs(settings, token)
         .await?
+        .jobs
         .iter()
         .map(|j| {
             format!(

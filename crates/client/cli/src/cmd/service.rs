@@ -14,7 +14,7 @@ use chiron_connect::{
     HostApi, Prediction, Settings, decode_predictions, encode_inputs, token_hash,
 };
 use chiron_proto::enclave::{
-    JobRequest, JobStatus, JobStatusReply, ListJobsRequest, PredictRequest, RegisterTrainerRequest,
+    JobList, JobRequest, JobStatusReply, ListJobsRequest, PredictRequest, RegisterTrainerRequest,
     ReleaseShareRequest, SubmitJobRequest,
 };
 use chiron_proto::job::JobPolicy;
@@ -173,11 +173,20 @@ async fn run_async(command: JobCommand) -> CliResult {
         } => {
             let settings = Settings::load(&connect)?;
             let token = token(&token_file)?;
-            for j in list_jobs(&settings, &token).await? {
+            let list = list_jobs(&settings, &token).await?;
+            for j in &list.jobs {
                 // The operator sees public phases only: `finished`, never the outcome.
                 println!(
                     "{}  {:<8} step {}/{}",
                     j.job_id, j.phase, j.coarse_step, j.coarse_steps
+                );
+            }
+            for d in &list.damaged {
+                println!(
+                    "{}  damaged ({}): {}",
+                    d.job_id,
+                    d.reason,
+                    d.blobs.join(" ")
                 );
             }
             Ok(())
@@ -212,8 +221,9 @@ pub async fn register(settings: &Settings, module: Vec<u8>, token: &[u8; 32]) ->
         .digest)
 }
 
-/// Operator: every job of its trainers, as the enclave shows them to it.
-pub async fn list_jobs(settings: &Settings, token: &[u8; 32]) -> CliResult<Vec<JobStatus>> {
+/// Operator: every job of its trainers, as the enclave shows them to it, and the job blobs at
+/// the host that no job accounts for.
+pub async fn list_jobs(settings: &Settings, token: &[u8; 32]) -> CliResult<JobList> {
     let mut op = chiron_connect::operator(
         chiron_connect::enclave_channel(&settings.enclave, settings.verifier()?).await?,
     );
@@ -223,8 +233,7 @@ pub async fn list_jobs(settings: &Settings, token: &[u8; 32]) -> CliResult<Vec<J
         })
         .await
         .map_err(chiron_connect::ConnectError::from)?
-        .into_inner()
-        .jobs)
+        .into_inner())
 }
 
 /// Operator: releases a fresh random share for `job`.

@@ -55,6 +55,11 @@ struct Args {
     /// The host API (added by chiron-host).
     #[arg(long)]
     host_api: String,
+    /// Read the host's lease from the first line of standard input, present it on every
+    /// write to the host, and exit when standard input closes (added by chiron-host, whose
+    /// end, however it ends, closes that pipe: the enclave never outlives its host).
+    #[arg(long)]
+    lease_stdin: bool,
     /// Largest engine budget a job's policy may declare (`memory_mib`), in MiB.
     #[arg(long, default_value_t = 8192)]
     max_train_mib: u64,
@@ -99,7 +104,39 @@ struct Args {
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The lease on standard input's first line; then a thread that ends the process when the
+/// host closes the pipe.
+fn take_lease_and_watch_stdin() -> Result<String, AnyError> {
+    use std::io::{BufRead, Read};
+    let mut stdin = std::io::stdin().lock();
+    let mut line = String::new();
+    stdin.read_line(&mut line)?;
+    let lease = line.trim().to_string();
+    if lease.is_empty() {
+        return Err("--lease-stdin: standard input closed before the host's lease".into());
+    }
+    drop(stdin);
+    std::thread::Builder::new()
+        .name("chiron-host-watch".into())
+        .spawn(|| {
+            let mut buf = [0u8; 64];
+            let mut stdin = std::io::stdin();
+            // Nothing more is expected; whatever comes is read and ignored until end-of-file
+            // or an error, either of which means the host is gone.
+            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+            chiron_enclave::diagnostics::report(chiron_enclave::diagnostics::Event::HostGone);
+            std::process::exit(0);
+        })?;
+    Ok(lease)
+}
+
 async fn run(args: Args) -> Result<(), AnyError> {
+    // Before anything slow: an enclave whose host is already gone must not start.
+    let lease = if args.lease_stdin {
+        Some(take_lease_and_watch_stdin()?)
+    } else {
+        None
+    };
     // First: refuse to run with malloc settings that would let trainers' memory show, and
     // touch the heap every later allocation comes from.
     let resources = Arc::new(Resources::start(args.memory_mib << 20)?);
@@ -125,7 +162,7 @@ async fn run(args: Args) -> Result<(), AnyError> {
     let platform = Platform::open(&tee)?;
     let identity = RaTlsIdentity::generate(platform.source.as_ref())?;
     let tls = identity.server_config(None)?;
-    let host = HostLink::connect(&args.host_api).await?;
+    let host = HostLink::connect(&args.host_api, lease.as_deref()).await?;
     let sandbox = Arc::new(Sandbox::new(SandboxLimits {
         max_memory_bytes: args.guest_memory_mib << 20,
         max_instances: args.instances,

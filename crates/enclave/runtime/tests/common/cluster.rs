@@ -65,6 +65,8 @@ pub async fn worker_host(
             .collect(),
         },
         echo_log: std::env::var_os("CHIRON_TEST_ECHO").is_some(),
+        shared_store: true,
+        transcript_entries: chiron_host::transcript::DEFAULT_ENTRIES,
     })
     .await
     .unwrap()

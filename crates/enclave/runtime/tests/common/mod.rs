@@ -95,12 +95,25 @@ pub fn policy(epochs: u32, wall_seconds: u64, output: &str, metrics: &str) -> St
     )
 }
 
-/// A running service and the parties' settings.
-pub struct Service {
-    pub host: Host,
+/// The parties' side of a service: where to reach it, the owner's master key, and the calls
+/// the tests make.
+pub struct Parties {
     pub settings: Settings,
     pub key: MasterKey,
+}
+
+/// A running service (its host in this process) and the parties' settings.
+pub struct Service {
+    pub host: Host,
+    pub parties: Parties,
     pub work: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Service {
+    type Target = Parties;
+    fn deref(&self) -> &Parties {
+        &self.parties
+    }
 }
 
 /// Enclave memory for tests (several enclaves run at once on a small machine): a 768 MiB
@@ -120,6 +133,45 @@ pub fn small_enclave() -> Vec<String> {
     .collect()
 }
 
+/// The tests' host configuration: store and sim platform key in `work`, the enclave with
+/// [`small_enclave`] and `extra` arguments.
+pub fn host_config(work: &Path, extra: Vec<String>) -> HostConfig {
+    HostConfig {
+        api_listen: "127.0.0.1:0".into(),
+        enclave_listen: "127.0.0.1:0".into(),
+        metrics_listen: "127.0.0.1:0".into(),
+        store: work.join("store").display().to_string(),
+        enclave: EnclaveCommand {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_chiron-enclave")),
+            args: [
+                "--platform-key".into(),
+                work.join("platform.key").display().to_string(),
+            ]
+            .into_iter()
+            .chain(small_enclave())
+            .chain(extra)
+            .collect(),
+        },
+        echo_log: std::env::var_os("CHIRON_TEST_ECHO").is_some(),
+        shared_store: false,
+        transcript_entries: chiron_host::transcript::DEFAULT_ENTRIES,
+    }
+}
+
+impl Parties {
+    /// The parties of a host whose API and relay listen at these addresses.
+    pub fn new(api: std::net::SocketAddr, relay: std::net::SocketAddr, key: MasterKey) -> Self {
+        Self {
+            settings: Settings {
+                host_api: format!("http://{api}"),
+                enclave: relay.to_string(),
+                attestation_policy: root().join("docs/policies/development-sim.toml"),
+            },
+            key,
+        }
+    }
+}
+
 impl Service {
     pub async fn start() -> Self {
         Self::start_with(tempfile::tempdir().unwrap(), Vec::new()).await
@@ -128,39 +180,31 @@ impl Service {
     /// A service whose enclave gets `extra` arguments, with its store and sim platform key in
     /// `work`.
     pub async fn start_with(work: tempfile::TempDir, extra: Vec<String>) -> Self {
-        let host = Host::start(HostConfig {
-            api_listen: "127.0.0.1:0".into(),
-            enclave_listen: "127.0.0.1:0".into(),
-            metrics_listen: "127.0.0.1:0".into(),
-            store: work.path().join("store").display().to_string(),
-            enclave: EnclaveCommand {
-                program: PathBuf::from(env!("CARGO_BIN_EXE_chiron-enclave")),
-                args: [
-                    "--platform-key".into(),
-                    work.path().join("platform.key").display().to_string(),
-                ]
-                .into_iter()
-                .chain(small_enclave())
-                .chain(extra)
-                .collect(),
-            },
-            echo_log: std::env::var_os("CHIRON_TEST_ECHO").is_some(),
-        })
-        .await
-        .unwrap();
-        let settings = Settings {
-            host_api: format!("http://{}", host.api_addr),
-            enclave: host.enclave_addr.to_string(),
-            attestation_policy: root().join("docs/policies/development-sim.toml"),
-        };
+        let host = Host::start(host_config(work.path(), extra)).await.unwrap();
+        let parties = Parties::new(
+            host.api_addr,
+            host.enclave_addr,
+            MasterKey::generate().unwrap(),
+        );
         Self {
             host,
-            settings,
-            key: MasterKey::generate().unwrap(),
+            parties,
             work,
         }
     }
 
+    /// The host transcript with ids and addresses replaced by placeholders.
+    pub fn transcript(&self) -> Vec<String> {
+        self.host
+            .transcript()
+            .texts()
+            .iter()
+            .map(|t| normalise(t))
+            .collect()
+    }
+}
+
+impl Parties {
     async fn channel(&self) -> tonic::transport::Channel {
         chiron_connect::enclave_channel(&self.settings.enclave, self.settings.verifier().unwrap())
             .await
@@ -322,6 +366,11 @@ impl Service {
     }
 
     pub async fn list_jobs(&self) -> Vec<chiron_proto::enclave::JobStatus> {
+        self.job_list().await.jobs
+    }
+
+    /// The operator's whole `ListJobs` reply (jobs and damaged job blobs).
+    pub async fn job_list(&self) -> chiron_proto::enclave::JobList {
         self.operator()
             .await
             .list_jobs(ListJobsRequest {
@@ -330,17 +379,6 @@ impl Service {
             .await
             .unwrap()
             .into_inner()
-            .jobs
-    }
-
-    /// The host transcript with ids and addresses replaced by placeholders.
-    pub fn transcript(&self) -> Vec<String> {
-        self.host
-            .transcript()
-            .texts()
-            .iter()
-            .map(|t| normalise(t))
-            .collect()
     }
 }
 
