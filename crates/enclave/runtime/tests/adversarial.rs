@@ -411,10 +411,17 @@ async fn leaky_trainers_show_the_host_the_same_thing_on_both_datasets() {
             .filter(|l| l.starts_with("blob put checkpoints/"))
             .count();
         assert_eq!(checkpoints, 9, "{name}: {lines_a:#?}");
+        // The end, then (the owner's first status after it) the model blob fetched to check
+        // it opens — for a failed job's dummy as for a model.
+        let end = lines_a
+            .iter()
+            .rposition(|l| l.starts_with("status job"))
+            .unwrap();
         assert!(
-            lines_a
-                .last()
-                .is_some_and(|l| l.starts_with("status job <id> finished step 10/10")),
+            lines_a[end].starts_with("status job <id> finished step 10/10")
+                && lines_a[end + 1..]
+                    .iter()
+                    .all(|l| l.starts_with("blob get models/<id> ")),
             "{name}: {lines_a:#?}"
         );
         let skew = max_skew(times_a, times_b);
