@@ -162,7 +162,10 @@ fn sweep_graphs(params: Vec<Dyn>, device: &Device) {
 impl Drop for Engine {
     /// Releases every handle, then sweeps: the graphs this engine recorded (a prediction's
     /// forward pass, say) are unreachable now, and burn would otherwise keep them until some
-    /// other engine in the process runs a backward.
+    /// other engine in the process runs a backward. Always, even when nothing was recorded:
+    /// burn's autodiff registers a node for every operation, tracked or not, and forgets the
+    /// released ones only in a backward — an engine per prediction left ~22 KB behind per
+    /// prediction of the reference CNN (`tests/memory.rs`). The sweep costs ~40 µs.
     fn drop(&mut self) {
         let recorded = self.recorded;
         self.tensors.clear();

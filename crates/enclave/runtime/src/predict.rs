@@ -93,6 +93,8 @@ pub enum Persist {
 pub struct QueryMeter {
     counted: u64,
     persisted: u64,
+    /// A write ahead is in flight (no second one is started meanwhile).
+    writing_ahead: bool,
 }
 
 impl QueryMeter {
@@ -101,6 +103,7 @@ impl QueryMeter {
         Self {
             counted: stored,
             persisted: stored,
+            writing_ahead: false,
         }
     }
 
@@ -120,16 +123,20 @@ impl QueryMeter {
         }
         Some(if counted > self.persisted {
             Persist::Now
-        } else if *reservation > self.persisted {
+        } else if *reservation > self.persisted && !self.writing_ahead {
+            self.writing_ahead = true;
             Persist::Ahead
         } else {
             Persist::No
         })
     }
 
-    /// A record with reservation `stored` was written.
-    pub fn persisted(&mut self, stored: u64) {
-        self.persisted = self.persisted.max(stored);
+    /// A record with reservation `stored` was written (or, with `None`, a write failed).
+    pub fn written(&mut self, stored: Option<u64>) {
+        if let Some(stored) = stored {
+            self.persisted = self.persisted.max(stored);
+        }
+        self.writing_ahead = false;
     }
 }
 
@@ -231,14 +238,16 @@ mod tests {
         // The first query finds nothing stored: it waits for the write of a whole block.
         assert_eq!(meter.count(1, budget, &mut reservation), Some(Persist::Now));
         assert_eq!(reservation, 1 + QUERY_BLOCK);
-        meter.persisted(reservation);
+        meter.written(Some(reservation));
         let mut writes = 1;
         for _ in 1..3_000 {
             match meter.count(1, budget, &mut reservation).unwrap() {
                 Persist::No => {}
                 Persist::Ahead => {
                     writes += 1;
-                    meter.persisted(reservation);
+                    // While it is in flight, no second write ahead starts.
+                    assert_eq!(meter.count(1, budget, &mut reservation), Some(Persist::No));
+                    meter.written(Some(reservation));
                 }
                 // Only the very first query may wait for a write.
                 Persist::Now => panic!("the reservation ran out"),
@@ -261,7 +270,7 @@ mod tests {
         let mut meter = QueryMeter::resumed(0);
         assert_eq!(meter.count(8, 10, &mut reservation), Some(Persist::Now));
         assert_eq!(reservation, 10);
-        meter.persisted(reservation);
+        meter.written(Some(reservation));
         assert_eq!(meter.count(3, 10, &mut reservation), None);
         assert_eq!(meter.counted(), 8);
         assert_eq!(meter.count(2, 10, &mut reservation), Some(Persist::No));

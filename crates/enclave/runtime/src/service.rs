@@ -529,16 +529,16 @@ impl Services {
             let runtime = self.runtime.clone();
             let job_id = job_id.to_string();
             async move {
-                let stored = runtime.update_job(&job_id, |_| {}).await;
-                let Ok(Some(record)) = stored else {
-                    return false;
+                let stored = match runtime.update_job(&job_id, |_| {}).await {
+                    Ok(Some(record)) => Some(record.queries_used),
+                    _ => None,
                 };
                 if let Ok(mut jobs) = runtime.jobs.lock()
                     && let Some(job) = jobs.get_mut(&job_id)
                 {
-                    job.queries.persisted(record.queries_used);
+                    job.queries.written(stored);
                 }
-                true
+                stored.is_some()
             }
         };
         match persist {

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chiron_connect::decode_predictions;
+use chiron_data::Dataset;
 use chiron_host::Host;
 use common::{OWNER_TOKEN, Parties, Service, digits, fixture, host_config, policy};
 
@@ -101,27 +102,56 @@ async fn phase_of(parties: &Parties, job: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Registers the mlp trainer, submits a job on digits under `policy` and releases it: the
+/// trainer's digest and the job id.
+async fn started(parties: &Parties, data: &Dataset, policy: &str) -> (String, String) {
+    let digest = parties.register(fixture("mlp")).await.unwrap();
+    let job = parties.submit(&digest, data, policy).await;
+    parties.release(&job).await;
+    (digest, job)
+}
+
+/// [`started`], then waits until the job is ready.
+async fn finished(parties: &Parties, data: &Dataset, policy: &str) -> (String, String) {
+    let (digest, job) = started(parties, data, policy).await;
+    let done = parties.wait(&job, Duration::from_secs(120)).await;
+    assert_eq!(done.status.unwrap().phase, "ready");
+    (digest, job)
+}
+
+/// Kills the enclave and waits until its successor answers the owner's status of `job`.
+async fn restart_enclave(service: &Service, job: &str) -> chiron_proto::enclave::JobStatus {
+    service.host.kill_enclave();
+    let start = Instant::now();
+    loop {
+        if let Ok(reply) = service.status(job).await {
+            return reply.status.unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_host_takes_its_enclave_along_and_its_successor_finds_every_job_intact() {
     let work = tempfile::tempdir().unwrap();
     let data = digits();
     let host = HostProcess::start(work.path());
-    let digest = host.parties.register(fixture("mlp")).await.unwrap();
 
     // A job that finishes before the host dies, and one that is still training when it does.
-    let finished = host
-        .parties
-        .submit(&digest, &data, &policy(3, 3, "output = \"label\"", ""))
-        .await;
-    host.parties.release(&finished).await;
-    let done = host.parties.wait(&finished, Duration::from_secs(120)).await;
-    assert_eq!(done.status.unwrap().phase, "ready");
-    let before = host.parties.predict_split(&finished, &data, "test").await;
-    let running = host
-        .parties
-        .submit(&digest, &data, &policy(200, 12, "output = \"label\"", ""))
-        .await;
-    host.parties.release(&running).await;
+    let (_, done) = finished(
+        &host.parties,
+        &data,
+        &policy(3, 3, "output = \"label\"", ""),
+    )
+    .await;
+    let before = host.parties.predict_split(&done, &data, "test").await;
+    let (_, running) = started(
+        &host.parties,
+        &data,
+        &policy(200, 12, "output = \"label\"", ""),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(phase_of(&host.parties, &running).await, "training");
 
@@ -142,8 +172,8 @@ async fn a_killed_host_takes_its_enclave_along_and_its_successor_finds_every_job
 
     // The successor claims the store (the dead host's claim went with it) and resumes.
     let service = Service::start_with(work, Vec::new()).await;
-    assert_eq!(phase_of(&service, &finished).await, "ready");
-    let after = service.predict_split(&finished, &data, "test").await;
+    assert_eq!(phase_of(&service, &done).await, "ready");
+    let after = service.predict_split(&done, &data, "test").await;
     assert_eq!(before, after, "the finished job's model changed");
     let resumed = service.wait(&running, Duration::from_secs(300)).await;
     let s = resumed.status.unwrap();
@@ -221,22 +251,11 @@ async fn sixty_four_clients_at_once_are_all_served() {
     const RUN: Duration = Duration::from_secs(30);
     let service = Service::start().await;
     let data = digits();
-    let digest = service.register(fixture("mlp")).await.unwrap();
     // No fixed reply time (each answer as soon as it is computed) and no rate limit worth
     // the name: what is measured is the service's own capacity to queue and serve.
     let policy = policy(3, 3, "output = \"label\"\nlatency_ms = { 512 = 0 }", "")
         .replace("rate_per_second = 1000", "rate_per_second = 1000000");
-    let job = service.submit(&digest, &data, &policy).await;
-    service.release(&job).await;
-    assert_eq!(
-        service
-            .wait(&job, Duration::from_secs(120))
-            .await
-            .status
-            .unwrap()
-            .phase,
-        "ready"
-    );
+    let (_, job) = finished(&service, &data, &policy).await;
     let record: Vec<f32> = data.split_f32("test").unwrap()[..64].to_vec();
     let end = Instant::now() + RUN;
     let clients = (0..CLIENTS).map(|_| {
@@ -298,11 +317,7 @@ async fn until_transcript(service: &Service, limit: Duration, done: impl Fn(&[St
 async fn a_damaged_newest_checkpoint_resumes_from_the_other_slot() {
     let service = Service::start().await;
     let data = digits();
-    let digest = service.register(fixture("mlp")).await.unwrap();
-    let job = service
-        .submit(&digest, &data, &policy(200, 15, "output = \"label\"", ""))
-        .await;
-    service.release(&job).await;
+    let (_, job) = started(&service, &data, &policy(200, 15, "output = \"label\"", "")).await;
     // Right after the second checkpoint's status (its record points at it): the next is a
     // grid interval (1.5 s) away.
     let status_prefix = format!("status job {job} training step ");
@@ -355,11 +370,7 @@ async fn a_damaged_newest_checkpoint_resumes_from_the_other_slot() {
 async fn a_store_that_fails_for_a_few_seconds_loses_no_job() {
     let service = Service::start().await;
     let data = digits();
-    let digest = service.register(fixture("mlp")).await.unwrap();
-    let job = service
-        .submit(&digest, &data, &policy(200, 6, "output = \"label\"", ""))
-        .await;
-    service.release(&job).await;
+    let (_, job) = started(&service, &data, &policy(200, 6, "output = \"label\"", "")).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Every write the job makes fails for six seconds — checkpoints, records, its model at
     // the end — as with a full disk: each directory is replaced by a plain file.
@@ -400,20 +411,7 @@ async fn a_store_that_fails_for_a_few_seconds_loses_no_job() {
 async fn a_truncated_model_is_reported_damaged_never_ready() {
     let service = Service::start().await;
     let data = digits();
-    let digest = service.register(fixture("mlp")).await.unwrap();
-    let job = service
-        .submit(&digest, &data, &policy(3, 3, "output = \"label\"", ""))
-        .await;
-    service.release(&job).await;
-    assert_eq!(
-        service
-            .wait(&job, Duration::from_secs(120))
-            .await
-            .status
-            .unwrap()
-            .phase,
-        "ready"
-    );
+    let (_, job) = finished(&service, &data, &policy(3, 3, "output = \"label\"", "")).await;
     let model = store(&service).join(format!("models/{job}"));
     let len = std::fs::metadata(&model).unwrap().len();
     std::fs::OpenOptions::new()
@@ -423,15 +421,7 @@ async fn a_truncated_model_is_reported_damaged_never_ready() {
         .set_len(len / 2)
         .unwrap();
     // A fresh enclave process (the first had the model in memory already).
-    service.host.kill_enclave();
-    let start = Instant::now();
-    let status = loop {
-        if let Ok(reply) = service.status(&job).await {
-            break reply.status.unwrap();
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "no status");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = restart_enclave(&service, &job).await;
     assert_eq!(
         (status.phase.as_str(), status.failure.as_str()),
         ("failed", "model-damaged")
@@ -449,27 +439,18 @@ async fn a_truncated_model_is_reported_damaged_never_ready() {
 async fn a_job_whose_record_is_damaged_is_listed_with_its_blobs() {
     let service = Service::start().await;
     let data = digits();
-    let digest = service.register(fixture("mlp")).await.unwrap();
-    let job = service
-        .submit(&digest, &data, &policy(3, 3, "output = \"label\"", ""))
-        .await;
-    service.release(&job).await;
-    service.wait(&job, Duration::from_secs(120)).await;
+    let (digest, job) = finished(&service, &data, &policy(3, 3, "output = \"label\"", "")).await;
     assert!(service.job_list().await.damaged.is_empty());
     let record = store(&service).join(format!("jobs/{job}"));
     std::fs::write(&record, b"truncated").unwrap();
+    // The job is gone for its successor: its owner is told there is no such job.
     service.host.kill_enclave();
     let start = Instant::now();
     loop {
-        let channel = chiron_connect::enclave_channel(
-            &service.settings.enclave,
-            service.settings.verifier().unwrap(),
-        )
-        .await;
-        if channel.is_ok() {
-            break;
+        match service.status(&job).await {
+            Err(e) if e.code() == tonic::Code::NotFound => break,
+            _ => assert!(start.elapsed() < Duration::from_secs(120), "no restart"),
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "no restart");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // No job of the operator's is left to vouch for its token: registering its trainer again

@@ -65,6 +65,10 @@ pub struct PredictBenchArgs {
     /// Fixed reply times to compare, in ms (one job each; 0: no fixed time).
     #[arg(long, num_args = 1.., default_values_t = [0, 50])]
     latency_ms: Vec<u64>,
+    /// The jobs' `constant_cpu` policy: `true` (the default) runs each prediction confined, on
+    /// a thread of its own with the cores kept busy; `false` shows what that costs.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    constant_cpu: bool,
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -139,10 +143,11 @@ async fn predict(args: &PredictBenchArgs) -> CliResult {
     for &latency in &args.latency_ms {
         let policy = format!(
             "epochs = 1\nbatch_size = 64\nseed = 7\nmax_steps = 1000000\n\
-             wall_seconds = {}\nmemory_mib = 512\nsealed_blob_mib = 16\n[predictions]\noutput = \"label\"\n\
+             wall_seconds = {}\nmemory_mib = 512\nsealed_blob_mib = 16\nconstant_cpu = {}\n\
+             [predictions]\noutput = \"label\"\n\
              query_budget = 100000000\nrate_per_second = 100000\nmax_batch = {}\n\
              latency_ms = {{ {} = {latency} }}\n",
-            args.wall_seconds, args.batch, args.batch
+            args.wall_seconds, args.constant_cpu, args.batch, args.batch
         );
         let job = service::submit(&settings, &digest, &sealed, &key, &policy, &owner).await?;
         service::release(&settings, &job, &operator).await?;
