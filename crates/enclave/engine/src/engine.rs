@@ -77,8 +77,9 @@ pub fn thread_pool() -> Option<&'static rayon::ThreadPool> {
 /// code and engine calls. The price is the job's own parallelism: one core per job.
 ///
 /// rayon (1.13) cannot take a thread out of a pool it joined this way: the thread stays in its
-/// one-thread pool until it exits (a few hundred bytes of pool state are then left behind). Call
-/// this on a thread made for the work, not on one borrowed from a shared pool.
+/// one-thread pool until it exits, and the pool's state (several KB: deques, sleep state) is
+/// then left behind. Call this once per thread made for the work and keep the thread (the
+/// enclave's confined predictions reuse theirs), not on one borrowed from a shared pool.
 pub fn on_this_thread<R>(f: impl FnOnce() -> R) -> R {
     // Fails only if the thread is a pool worker already (say, from an earlier call); then `f`
     // runs in that pool.

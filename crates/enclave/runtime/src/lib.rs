@@ -29,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod confined;
 pub mod diagnostics;
 pub mod distributed;
 pub mod host_link;

@@ -598,19 +598,12 @@ impl Services {
         let confined = policy.constant_cpu;
         let until = due.map(tokio::time::Instant::into_std);
         let (tx, rx) = tokio::sync::oneshot::channel();
+        // On a confined thread, the engine already runs inline (see `confined`).
         let work = move || {
-            if confined {
-                crate::resources::lower_job_thread_priority();
-            }
             let wall = until.map_or(Duration::MAX, |u| {
                 u.saturating_duration_since(std::time::Instant::now())
             });
-            let predict = || run_predict_within(&module.module, &model, &input, wall);
-            let result = if confined {
-                chiron_engine::on_this_thread(predict)
-            } else {
-                predict()
-            };
+            let result = run_predict_within(&module.module, &model, &input, wall);
             drop(slot);
             // The receiver is gone only if the request was dropped.
             let _ = tx.send(result);
@@ -619,12 +612,9 @@ impl Services {
             }
         };
         if confined {
-            // A thread of its own (it joins a one-thread pool for good: see `on_this_thread`),
-            // with a trainer's stack for the guest.
-            std::thread::Builder::new()
-                .name("chiron-predict".into())
-                .stack_size(crate::resources::TRAINER_STACK_BYTES)
-                .spawn(work)
+            self.runtime
+                .confined
+                .run(Box::new(work))
                 .map_err(|_| PredictFailure::PredictionFailed)?;
         } else {
             tokio::task::spawn_blocking(work);

@@ -63,6 +63,8 @@ pub struct Runtime {
     pub sandbox: Arc<Sandbox>,
     /// Its instance slots, shared by training jobs and (waiting in line) predictions.
     pub instances: crate::instances::InstanceSlots,
+    /// The threads confined predictions run on.
+    pub confined: Arc<crate::confined::ConfinedThreads>,
     /// Largest engine budget (policy `memory_mib`) a job may declare.
     pub max_train_bytes: u64,
     /// The enclave's memory, from which each running job holds a reservation.
@@ -105,6 +107,7 @@ impl Runtime {
             instances: crate::instances::InstanceSlots::new(
                 sandbox.limits().max_instances as usize,
             ),
+            confined: Arc::default(),
             sandbox,
             max_train_bytes,
             resources,

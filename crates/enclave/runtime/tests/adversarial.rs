@@ -474,13 +474,21 @@ fn reply_policy(single_input_ms: u64) -> String {
 type Call = (String, u64, u64, Duration);
 
 /// What the relay logged since `(up, down)` records: the bytes each way, and the latency.
+/// Records from the enclave that came before this call's first request record (the TLS
+/// session tickets that follow a handshake, once in a while after the first snapshot) are
+/// not this call's.
 fn call_since(
     relay: &chiron_host::observe::ObservingRelay,
     up: usize,
     down: usize,
 ) -> (u64, u64, Duration) {
     let c = relay.connections().pop().unwrap();
-    let (ups, downs) = (&c.up.log[up..], &c.down.log[down..]);
+    let ups = &c.up.log[up..];
+    let first_up = ups.first().expect("a request").0;
+    let downs: Vec<_> = c.down.log[down..]
+        .iter()
+        .filter(|(at, _)| *at >= first_up)
+        .collect();
     let first_down = downs.first().expect("a reply").0;
     let last_up = ups
         .iter()
