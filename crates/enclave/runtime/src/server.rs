@@ -26,8 +26,9 @@ pub const MAX_REQUEST_BYTES: usize = 64 << 20;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a party's connection may carry no bytes either way before it is closed (its
-/// client reconnects on its next call).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// client reconnects on its next call). Longer than the longest fixed reply time a policy may
+/// declare (10 minutes), so no request in flight is cut.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// One accepted RA-TLS connection, as hyper wants it: it holds its place at the listener's
 /// gate while it lives, and fails with `TimedOut` once idle for longer than its limit.
