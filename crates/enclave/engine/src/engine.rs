@@ -163,12 +163,12 @@ fn sweep_graphs(params: Vec<Dyn>, device: &Device) {
 impl Drop for Engine {
     /// Releases every handle, then sweeps: the graphs this engine recorded (a prediction's
     /// forward pass, say) are unreachable now, and burn would otherwise keep them until some
-    /// other engine in the process runs a backward: through the parameters, the leaves of
-    /// every graph. Always, even when nothing was recorded: burn's autodiff registers a node
-    /// for every operation, tracked or not, and forgets the released ones only in a backward.
-    /// An engine per prediction left ~22 KB behind per prediction of the reference CNN, and a
-    /// sweep through anything but the parameters left a prediction's recorded graph behind
-    /// (`tests/graphs.rs`). The sweep costs ~40 µs.
+    /// other engine in the process runs a backward (the sweep goes through the parameters,
+    /// the leaves of every graph, as `drop_unreachable_graphs` does). Always, even when
+    /// nothing was recorded: burn's autodiff registers a node for every operation, tracked or
+    /// not, and forgets the released ones only in a backward — an engine per prediction left
+    /// ~22 KB behind per prediction of the reference CNN (`tests/graphs.rs`). The sweep costs
+    /// ~40 µs.
     fn drop(&mut self) {
         let params: Vec<Dyn> = if self.recorded {
             self.tensors
