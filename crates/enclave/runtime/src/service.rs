@@ -26,6 +26,12 @@ use crate::sealing::{self, associated_data};
 use crate::state::{ModelState, Runtime, same_hash, sha256};
 use crate::training;
 
+/// A job's trainer and its opened model, ready to predict with.
+type Loaded = (
+    Arc<crate::state::LoadedModule>,
+    Arc<chiron_sandbox::SavedModel>,
+);
+
 /// How long a prediction without a fixed reply time (latency 0, development only) waits in
 /// line for an instance slot before it fails.
 const UNTIMED_QUEUE_WAIT: Duration = Duration::from_secs(30);
@@ -429,15 +435,13 @@ impl Owner for Services {
                 let persisted = services.persist_queries(&r.job_id, persist).await;
                 // What is fetched from the host never depends on how the job ended: a finished
                 // job's model blob (model or dummy) and its trainer, the first time either way.
-                if matches!(record.phase, JobPhase::Ready | JobPhase::Failed) {
-                    let _ = services.model(&record).await;
-                    let _ = services.runtime.module(&record.trainer_digest).await;
-                }
+                let loaded = services.load_for_prediction(&record).await;
                 match (admitted, persisted) {
                     (Err(failure), _) => Err(failure),
                     (Ok(()), true) => {
+                        let (module, model) = loaded?;
                         services
-                            .answer(&record, &policy, &r, count, due, ticket)
+                            .answer(&record, &policy, &r, due, ticket, (module, model))
                             .await
                     }
                     (Ok(()), false) => Err(PredictFailure::PredictionFailed),
@@ -551,6 +555,26 @@ impl Services {
         }
     }
 
+    /// A finished job's trainer and model blob, fetched (the first time) for a failed job as
+    /// for a ready one; the failure a prediction gets if there is nothing to predict with.
+    async fn load_for_prediction(&self, record: &JobRecord) -> Result<Loaded, PredictFailure> {
+        if !matches!(record.phase, JobPhase::Ready | JobPhase::Failed) {
+            return Err(PredictFailure::NoModel);
+        }
+        let model = self.model(record).await;
+        let module = self.runtime.module(&record.trainer_digest).await;
+        let model = match model {
+            ModelState::Loaded(model) => model,
+            ModelState::Damaged => return Err(PredictFailure::ModelDamaged),
+            ModelState::Dummy => return Err(PredictFailure::NoModel),
+            ModelState::Unchecked => return Err(PredictFailure::PredictionFailed),
+        };
+        match module {
+            Ok(Some(module)) => Ok((module, model)),
+            _ => Err(PredictFailure::PredictionFailed),
+        }
+    }
+
     /// Runs the trainer's `predict` on the request's inputs and shapes the answer, or the one
     /// failure if it fails or has not answered by `due`. A confined job's prediction runs on
     /// one thread, which stays busy until `due` (see `crate::resources`).
@@ -559,23 +583,11 @@ impl Services {
         record: &JobRecord,
         policy: &JobPolicy,
         r: &PredictRequest,
-        count: usize,
         due: Option<tokio::time::Instant>,
         ticket: crate::instances::Ticket,
+        (module, model): Loaded,
     ) -> Result<crate::predict::Shaped, PredictFailure> {
-        let failed = |_| PredictFailure::PredictionFailed;
-        let module = self
-            .runtime
-            .module(&record.trainer_digest)
-            .await
-            .map_err(failed)?
-            .ok_or(PredictFailure::PredictionFailed)?;
-        let model = match self.model(record).await {
-            ModelState::Loaded(model) => model,
-            ModelState::Damaged => return Err(PredictFailure::ModelDamaged),
-            ModelState::Dummy => return Err(PredictFailure::NoModel),
-            ModelState::Unchecked => return Err(PredictFailure::PredictionFailed),
-        };
+        let count = r.count as usize;
         let mut shape = vec![r.count];
         shape.extend_from_slice(&record.record_shape);
         let input = TensorData {
