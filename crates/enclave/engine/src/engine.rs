@@ -212,6 +212,54 @@ pub(crate) fn dims_bytes(dims: &[usize]) -> Result<u64> {
     Ok(n)
 }
 
+/// Tensors built once and lent, without copying, to any number of engines
+/// ([`Engine::from_frozen`]): a model's weights, which every prediction of the model reads.
+/// Copying a model into each prediction's fresh engine cost ~0.4 ms a prediction for the
+/// example cnn (3.2 MB of weights, two copies). Nothing changes them after they are built:
+/// burn writes in place only into storage no other tensor shares.
+#[derive(Clone)]
+pub struct FrozenTensors {
+    values: Vec<Dyn>,
+}
+
+impl FrozenTensors {
+    /// Builds the tensors from row-major data, each checked as [`Engine::from_data`] checks
+    /// its arguments.
+    pub fn new<'a>(tensors: impl IntoIterator<Item = (&'a [u32], &'a [f32])>) -> Result<Self> {
+        let device = Device::flex().autodiff();
+        let values = tensors
+            .into_iter()
+            .map(|(shape, data)| {
+                let (dims, bytes) = checked_dims(shape)?;
+                if data.len() as u64 * ELEM_BYTES != bytes {
+                    return Err(EngineError::InvalidShape);
+                }
+                Ok(Dyn::from_vec(data.to_vec(), &dims, &device))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { values })
+    }
+
+    /// How many tensors there are.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// Shapes only: the values are a model's weights.
+impl std::fmt::Debug for FrozenTensors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.values.iter().map(Dyn::dims))
+            .finish()
+    }
+}
+
 impl Engine {
     /// A fresh engine with no data attached (prediction).
     pub fn new(config: EngineConfig) -> Self {
@@ -355,6 +403,18 @@ impl Engine {
             };
             e.insert(v, role, None)
         })
+    }
+
+    /// A value tensor holding `frozen`'s tensor `index`, counted against this engine's memory
+    /// budget like [`Engine::from_data`] but copying nothing: the storage is shared with every
+    /// other engine given the same tensor, and no operation writes to shared storage.
+    pub fn from_frozen(&mut self, frozen: &FrozenTensors, index: usize) -> Result<TensorId> {
+        let value = frozen
+            .values
+            .get(index)
+            .ok_or(EngineError::InvalidArgument)?
+            .clone();
+        self.insert(value, Role::Value, None)
     }
 
     /// A tensor of shape `shape` filled with `value`.

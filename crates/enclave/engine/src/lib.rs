@@ -44,6 +44,8 @@ pub use checkpoint::{CHECKPOINT_MAGIC, EngineCheckpoint};
 pub use cost::{CostLimits, SLOWEST_FLOPS_PER_SECOND};
 pub use data::{MAX_SHUFFLE_RECORDS, SealedRecords};
 pub use distributed::{ExchangeReply, ExchangeRequest, GradientExchange, OptimizerSpec, Shard};
-pub use engine::{Engine, MAX_NAME_LEN, NamedTensor, on_this_thread, thread_pool, valid_name};
+pub use engine::{
+    Engine, FrozenTensors, MAX_NAME_LEN, NamedTensor, on_this_thread, thread_pool, valid_name,
+};
 pub use optim::{MAX_OPTIMIZERS, UpdateRule, learning_rate_at};
 pub use parameter_server::{Consistency, Gradient, ParameterServer, SPEC_BYTES, Submitted};

@@ -16,7 +16,7 @@ use chiron_proto::enclave::{
 use chiron_proto::job::{JobPolicy, OutputPolicy};
 use chiron_proto::padding::{pad_predict_reply, pad_status_reply};
 use chiron_proto::vocab::{JobPhase, PredictFailure};
-use chiron_sandbox::{FailureCode, TensorData, run_predict_within};
+use chiron_sandbox::{FailureCode, TensorData, run_predict_prepared};
 use chiron_seal::{DataKey, SealedDataset};
 use tonic::{Request, Response, Status};
 
@@ -29,7 +29,7 @@ use crate::training;
 /// A job's trainer and its opened model, ready to predict with.
 type Loaded = (
     Arc<crate::state::LoadedModule>,
-    Arc<chiron_sandbox::SavedModel>,
+    Arc<Result<chiron_sandbox::PreparedModel, FailureCode>>,
 );
 
 /// How long a prediction without a fixed reply time (latency 0, development only) waits in
@@ -615,7 +615,10 @@ impl Services {
             let wall = until.map_or(Duration::MAX, |u| {
                 u.saturating_duration_since(std::time::Instant::now())
             });
-            let result = run_predict_within(&module.module, &model, &input, wall);
+            let result = match model.as_ref() {
+                Ok(model) => run_predict_prepared(&module.module, model, &input, wall),
+                Err(code) => Err(*code),
+            };
             drop(slot);
             // The receiver is gone only if the request was dropped.
             let _ = tx.send(result);
@@ -698,7 +701,7 @@ fn open_model(record: &JobRecord, sealed: &[u8]) -> ModelState {
     };
     match training::unframe(payload) {
         Ok(Some(bytes)) => match records::model_from_bytes(bytes) {
-            Ok(model) => ModelState::Loaded(Arc::new(model)),
+            Ok(model) => ModelState::Loaded(Arc::new(chiron_sandbox::PreparedModel::new(&model))),
             Err(_) => ModelState::Damaged,
         },
         Ok(None) => ModelState::Dummy,

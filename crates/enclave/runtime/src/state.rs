@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use chiron_proto::host::StatusRecord;
 use chiron_proto::job::JobPolicy;
 use chiron_proto::vocab::JobPhase;
-use chiron_sandbox::{Sandbox, SavedModel, TrainerModule};
+use chiron_sandbox::{FailureCode, PreparedModel, Sandbox, TrainerModule};
 use ring::digest::{SHA256, digest};
 use zeroize::Zeroizing;
 
@@ -29,8 +29,9 @@ pub struct LoadedModule {
 pub enum ModelState {
     /// Not fetched yet.
     Unchecked,
-    /// The model, opened.
-    Loaded(Arc<SavedModel>),
+    /// The model, opened and prepared for predictions; preparing fails only for a model whose
+    /// tensors do not fit their shapes (the trainer's failure, as each prediction reports it).
+    Loaded(Arc<Result<PreparedModel, FailureCode>>),
     /// The dummy of a failed job (it opened).
     Dummy,
     /// Missing, or it did not open: the host lost or damaged it.

@@ -36,10 +36,10 @@ mod sandbox;
 pub use chiron_engine::{EngineCheckpoint, EngineConfig, EngineError};
 pub use failure::{FailureCode, LoadError, SandboxError};
 pub use outcome::{
-    CheckpointSink, CheckpointSinkError, Checkpointing, Metric, MetricPoint, NamedTensor, Progress,
-    SavedModel, TensorData, TrainCheckpoint, TrainConfig, TrainOutcome,
+    CheckpointSink, CheckpointSinkError, Checkpointing, Metric, MetricPoint, NamedTensor,
+    PreparedModel, Progress, SavedModel, TensorData, TrainCheckpoint, TrainConfig, TrainOutcome,
 };
 pub use sandbox::{
-    Sandbox, SandboxLimits, TrainerModule, measure_fresh_instance, run_predict, run_predict_within,
-    run_train, run_train_with,
+    Sandbox, SandboxLimits, TrainerModule, measure_fresh_instance, run_predict,
+    run_predict_prepared, run_predict_within, run_train, run_train_with,
 };

@@ -46,6 +46,33 @@ pub struct SavedModel {
     pub tensors: Vec<NamedTensor>,
 }
 
+/// A saved model made ready for predictions once: its tensors frozen in the engine
+/// ([`chiron_engine::FrozenTensors`]), so each prediction's fresh engine borrows them rather
+/// than copying them. Shapes and names only in `Debug`.
+#[derive(Clone, Debug)]
+pub struct PreparedModel {
+    pub(crate) names: Vec<String>,
+    pub(crate) frozen: chiron_engine::FrozenTensors,
+}
+
+impl PreparedModel {
+    /// Freezes `model`'s tensors. A model whose tensors do not fit their shapes is the
+    /// trainer's output gone wrong: [`crate::FailureCode::InvalidOutput`].
+    pub fn new(model: &SavedModel) -> Result<Self, crate::FailureCode> {
+        let frozen = chiron_engine::FrozenTensors::new(
+            model
+                .tensors
+                .iter()
+                .map(|t| (t.shape.as_slice(), t.values.as_slice())),
+        )
+        .map_err(|_| crate::FailureCode::InvalidOutput)?;
+        Ok(Self {
+            names: model.tensors.iter().map(|t| t.name.clone()).collect(),
+            frozen,
+        })
+    }
+}
+
 /// A `report.progress` call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {

@@ -12,7 +12,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::bindings::{self, ErrorCode, HostTensor, TrainerHost};
 use crate::failure::{FailureCode, LoadError, Observed, SandboxError, classify};
 use crate::host::{HostState, Limiter, Phase, from_wit, tid};
-use crate::outcome::{Checkpointing, SavedModel, TensorData, TrainConfig, TrainOutcome};
+use crate::outcome::{
+    Checkpointing, PreparedModel, SavedModel, TensorData, TrainConfig, TrainOutcome,
+};
 
 /// The limits every instance runs under. One value per [`Sandbox`]; the defaults suit the
 /// enclave (see each field).
@@ -533,12 +535,31 @@ pub fn run_predict_within(
     input: &TensorData,
     wall: Duration,
 ) -> Result<TensorData, FailureCode> {
+    // The saved model is the trainer's output: a model that does not load is its failure.
+    let model = PreparedModel::new(model).inspect_err(|&code| {
+        module.log(
+            "predict (model)",
+            code,
+            "the saved model does not fit its shapes",
+        );
+    })?;
+    run_predict_prepared(module, &model, input, wall)
+}
+
+/// [`run_predict_within`] with a model prepared once ([`PreparedModel::new`]) for many
+/// predictions: the fresh engine borrows the model's tensors instead of copying them.
+pub fn run_predict_prepared(
+    module: &TrainerModule,
+    model: &PreparedModel,
+    input: &TensorData,
+    wall: Duration,
+) -> Result<TensorData, FailureCode> {
     let limits = &module.shared.limits;
     let mut engine = ce::Engine::new(limits.predict_engine.clone());
-    let mut preloaded = Vec::with_capacity(model.tensors.len());
-    for t in &model.tensors {
-        // The saved model is the trainer's output: a model that does not load is its failure.
-        let id = engine.from_data(&t.shape, &t.values).map_err(|e| {
+    let mut preloaded = Vec::with_capacity(model.names.len());
+    for (index, name) in model.names.iter().enumerate() {
+        // Over the prediction engine's memory budget: the trainer saved too big a model.
+        let id = engine.from_frozen(&model.frozen, index).map_err(|e| {
             module.log(
                 "predict (model)",
                 FailureCode::InvalidOutput,
@@ -546,7 +567,7 @@ pub fn run_predict_within(
             );
             FailureCode::InvalidOutput
         })?;
-        preloaded.push((t.name.clone(), id));
+        preloaded.push((name.clone(), id));
     }
     let input_id = engine.from_data(&input.shape, &input.values).map_err(|e| {
         module.log("predict (input)", FailureCode::InvalidInput, &e.to_string());
