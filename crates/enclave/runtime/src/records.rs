@@ -239,63 +239,65 @@ pub fn checkpoint_sealer(sealing_key: &[u8; 32], record: &JobRecord) -> Option<S
     ))
 }
 
-/// A saved model's bytes: count, then per tensor name, shape and little-endian values.
-pub fn model_to_bytes(model: &SavedModel) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::new());
-    out.extend_from_slice(&(model.tensors.len() as u32).to_le_bytes());
-    for t in &model.tensors {
-        out.extend_from_slice(&(t.name.len() as u16).to_le_bytes());
-        out.extend_from_slice(t.name.as_bytes());
-        out.push(t.shape.len() as u8);
-        for d in &t.shape {
-            out.extend_from_slice(&d.to_le_bytes());
-        }
-        for v in &t.values {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+/// A saved model's bytes in the safetensors layout (an 8-byte header length, a JSON header of
+/// names, dtypes, shapes and offsets, then the little-endian f32 data): the format standard
+/// tools load, so a model handed out later needs no Chiron code to read. Tensors are stored
+/// sorted by name. `None` only for a model safetensors cannot encode (duplicate names).
+pub fn model_to_bytes(model: &SavedModel) -> Option<Zeroizing<Vec<u8>>> {
+    // Checked here: safetensors 0.8 panics serialising two tensors of one name.
+    let mut names = std::collections::HashSet::new();
+    if !model.tensors.iter().all(|t| names.insert(t.name.as_str())) {
+        return None;
     }
-    out
+    // The little-endian bytes of each tensor, which the views below borrow.
+    let data: Vec<Zeroizing<Vec<u8>>> = model
+        .tensors
+        .iter()
+        .map(|t| Zeroizing::new(t.values.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .collect();
+    let views = model
+        .tensors
+        .iter()
+        .zip(&data)
+        .map(|(t, bytes)| {
+            let shape = t.shape.iter().map(|&d| d as usize).collect();
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, bytes)
+                .map(|view| (t.name.as_str(), view))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    safetensors::serialize(views, None).ok().map(Zeroizing::new)
 }
 
-/// Parses [`model_to_bytes`] output, checking every length.
+/// Parses [`model_to_bytes`] output: valid safetensors, f32 tensors only, every length checked
+/// (by the safetensors crate: offsets in bounds, contiguous, covering the buffer exactly).
 pub fn model_from_bytes(bytes: &[u8]) -> Result<SavedModel, RuntimeError> {
     let bad = || RuntimeError::Record("malformed model".into());
-    let mut rest = bytes;
-    let mut take = |n: usize| -> Result<&[u8], RuntimeError> {
-        if n > rest.len() {
-            return Err(bad());
-        }
-        let (h, t) = rest.split_at(n);
-        rest = t;
-        Ok(h)
-    };
-    let count = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
-    let mut tensors = Vec::new();
-    for _ in 0..count {
-        let len = u16::from_le_bytes(take(2)?.try_into().map_err(|_| bad())?) as usize;
-        let name = String::from_utf8(take(len)?.to_vec()).map_err(|_| bad())?;
-        let rank = take(1)?[0] as usize;
-        let mut shape = Vec::with_capacity(rank);
-        let mut numel: usize = 1;
-        for _ in 0..rank {
-            let d = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
-            numel = numel.checked_mul(d as usize).ok_or_else(bad)?;
-            shape.push(d);
-        }
-        let raw = take(numel.checked_mul(4).ok_or_else(bad)?)?;
-        let values = raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        tensors.push(NamedTensor {
-            name,
-            shape,
-            values,
-        });
-    }
-    if !rest.is_empty() {
-        return Err(bad());
-    }
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|_| bad())?;
+    let mut tensors = file
+        .iter()
+        .map(|(name, view)| {
+            if view.dtype() != safetensors::Dtype::F32 {
+                return Err(bad());
+            }
+            let shape = view
+                .shape()
+                .iter()
+                .map(|&d| u32::try_from(d).map_err(|_| bad()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            Ok(NamedTensor {
+                name: name.to_string(),
+                shape,
+                values,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(SavedModel { tensors })
 }
 
@@ -366,18 +368,43 @@ mod tests {
     }
 
     #[test]
-    fn models_round_trip_and_bad_bytes_are_refused() {
+    fn models_round_trip_as_safetensors_and_bad_bytes_are_refused() {
         let m = SavedModel {
-            tensors: vec![NamedTensor {
-                name: "fc.weight".into(),
-                shape: vec![2, 3],
-                values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-            }],
+            tensors: vec![
+                NamedTensor {
+                    name: "fc.weight".into(),
+                    shape: vec![2, 3],
+                    values: vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.5],
+                },
+                NamedTensor {
+                    name: "fc.bias".into(),
+                    shape: vec![2],
+                    values: vec![0.5, -0.25],
+                },
+            ],
         };
-        let b = model_to_bytes(&m);
-        assert_eq!(model_from_bytes(&b).unwrap(), m);
+        let b = model_to_bytes(&m).unwrap();
+        // Read back by name, sorted: the same tensors.
+        let mut sorted = m.clone();
+        sorted.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(model_from_bytes(&b).unwrap(), sorted);
+        // The safetensors layout: a little-endian header length, then a JSON header.
+        let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+        assert_eq!(header["fc.weight"]["dtype"], "F32");
+        assert_eq!(header["fc.weight"]["shape"], serde_json::json!([2, 3]));
+        assert_eq!(b.len(), 8 + n + 8 * 4);
         for cut in 0..b.len() {
             assert!(model_from_bytes(&b[..cut]).is_err());
         }
+        let mut longer = b.to_vec();
+        longer.push(0);
+        assert!(model_from_bytes(&longer).is_err());
+        // Two tensors of one name cannot be encoded (refused, not a panic in safetensors).
+        let mut twice = m.clone();
+        twice.tensors[1].name = "fc.weight".into();
+        twice.tensors[1].shape = vec![2, 3];
+        twice.tensors[1].values = vec![0.0; 6];
+        assert!(model_to_bytes(&twice).is_none());
     }
 }

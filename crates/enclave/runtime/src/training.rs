@@ -127,7 +127,8 @@ pub fn max_state_bytes(policy: &JobPolicy) -> usize {
 
 /// `model` as a [`Trained`] result, if it fits the policy's sealed size.
 pub fn trained(policy: &JobPolicy, model: &SavedModel, metrics: Vec<MetricRecord>) -> RunResult {
-    let bytes = records::model_to_bytes(model);
+    // A model safetensors cannot encode (two tensors of one name) is the trainer's failure.
+    let bytes = records::model_to_bytes(model).ok_or(FailureCode::TrainerFailed)?;
     if bytes.len() > max_state_bytes(policy) {
         return Err(FailureCode::TrainerFailed);
     }

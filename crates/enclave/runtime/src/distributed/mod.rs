@@ -50,14 +50,15 @@ pub fn f32s(bytes: &[u8]) -> Vec<f32> {
 }
 
 /// A worker's final result: its saved model and the metrics the owner may see, one record
-/// (`metrics` length u32, metrics JSON, model), padded by the caller.
-pub fn encode_result(model: &SavedModel, metrics: &[MetricRecord]) -> Zeroizing<Vec<u8>> {
+/// (`metrics` length u32, metrics JSON, model), padded by the caller. `None` for a model that
+/// cannot be encoded ([`records::model_to_bytes`]).
+pub fn encode_result(model: &SavedModel, metrics: &[MetricRecord]) -> Option<Zeroizing<Vec<u8>>> {
     let json = serde_json::to_vec(metrics).unwrap_or_default();
     let mut out = Zeroizing::new(Vec::new());
     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
     out.extend_from_slice(&json);
-    out.extend_from_slice(&records::model_to_bytes(model));
-    out
+    out.extend_from_slice(&records::model_to_bytes(model)?);
+    Some(out)
 }
 
 /// Parses [`encode_result`] output.
@@ -170,7 +171,7 @@ mod tests {
             step: 9,
             value: 0.5,
         }];
-        let b = encode_result(&model, &metrics);
+        let b = encode_result(&model, &metrics).unwrap();
         let (m, ms) = decode_result(&b).unwrap();
         assert_eq!((m, ms), (model, metrics));
         assert!(decode_result(&b[..3]).is_err());

@@ -426,7 +426,10 @@ fn run_shard(runtime: &Arc<Runtime>, handle: &Handle, mut a: Assignment) -> Shar
     let (Some(outcome), Ok(())) = (outcome, finished) else {
         return failed();
     };
-    match sealing::pad(&encode_result(&outcome.0, &outcome.1), size) {
+    let Some(encoded) = encode_result(&outcome.0, &outcome.1) else {
+        return failed();
+    };
+    match sealing::pad(&encoded, size) {
         Ok(payload) => ShardResult {
             ok: Some(1),
             version: Some(link.version()),
