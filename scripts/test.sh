@@ -17,7 +17,8 @@ RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
 export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings"
 cargo build -j2 --workspace --all-targets -q
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run -j2 --workspace --no-fail-fast
+  # Profile `ci` (.config/nextest.toml): hung tests are killed, JUnit XML in target/nextest/ci.
+  cargo nextest run -j2 --workspace --no-fail-fast --profile ci
   cargo test -j2 --workspace --doc -q
 else
   cargo test -j2 --workspace --no-fail-fast
