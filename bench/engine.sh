@@ -45,7 +45,7 @@ if [ "${SKIP_TORCH:-0}" != 1 ]; then
     if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
         echo "== installing PyTorch into $venv (pip install torch; ~3 GB download)" >&2
         python3 -m venv "$venv" >&2
-        "$venv/bin/pip" install --quiet --progress-bar off torch >&2 || {
+        "$venv/bin/pip" install --quiet --progress-bar off torch numpy >&2 || {
             echo "pip install torch failed: continuing without the PyTorch reference" >&2
         }
     fi

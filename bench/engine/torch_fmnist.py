@@ -9,8 +9,11 @@ min(total/20, 500) steps then cosine to 0; batch 64 with the last partial batch 
 no augmentation; torch.set_num_threads(2). Evaluates top-1 accuracy on the 10,000 test images.
 
 Usage: bench/engine/.venv/bin/python bench/engine/torch_fmnist.py [--epochs 4] [--seed 1]
-       [--data /usr/share/datasets/fashion-mnist]
-Prints one JSON object: test_accuracy, epochs, train_seconds, torch version.
+       [--data /usr/share/datasets/fashion-mnist] [--forward-batch 64 --forward-seconds 10]
+Prints one JSON object: test_accuracy, epochs, train_seconds, torch version; with
+--forward-batch, also forward_inputs_per_s: the trained (or, with --epochs 0, initial) model's
+eval-mode forward pass over test images in batches of that size, one batch at a time, for
+--forward-seconds (bench/predict.sh sets it beside the service's throughput).
 """
 
 import argparse
@@ -61,6 +64,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--forward-batch", type=int, default=0)
+    p.add_argument("--forward-seconds", type=float, default=10.0)
     a = p.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(a.seed)
@@ -111,12 +116,25 @@ def main() -> None:
     with torch.no_grad():
         for i in range(0, len(x_test), 256):
             correct += (model(x_test[i : i + 256]).argmax(1) == y_test[i : i + 256]).sum().item()
-    print(json.dumps({
+    result = {
         "test_accuracy": correct / len(x_test),
         "epochs": a.epochs,
         "train_seconds": train_seconds,
         "torch": torch.__version__,
-    }))
+    }
+    if a.forward_batch > 0:
+        inputs, batches = 0, 0
+        with torch.no_grad():
+            model(x_test[: a.forward_batch])  # warm-up
+            start = time.perf_counter()
+            while time.perf_counter() - start < a.forward_seconds:
+                i = (batches * a.forward_batch) % (len(x_test) - a.forward_batch)
+                model(x_test[i : i + a.forward_batch]).argmax(1)
+                inputs += a.forward_batch
+                batches += 1
+            result["forward_inputs_per_s"] = inputs / (time.perf_counter() - start)
+            result["forward_batch"] = a.forward_batch
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,11 @@ impl Plan {
             Vec::new(),
             key,
             self.schema.clone(),
-            self.chunk_size,
+            // Public names: the fuzz targets decode the header and compare names in the clear.
+            chiron_seal::SealOptions {
+                chunk_size: self.chunk_size,
+                public_class_names: true,
+            },
             dataset_id,
         )?;
         for (features, label) in &self.records {

@@ -37,7 +37,7 @@ use chiron_sandbox::{
     NamedTensor, Sandbox, SandboxLimits, SavedModel, TensorData, TrainConfig, TrainerModule,
     measure_fresh_instance, run_predict, run_train,
 };
-use chiron_seal::{DEFAULT_CHUNK_SIZE, Dtype, MasterKey, Schema, SealWriter, SealedDataset, Split};
+use chiron_seal::{Dtype, MasterKey, Schema, SealOptions, SealWriter, SealedDataset, Split};
 use serde_json::{Value, json};
 
 /// Images per training batch (the reference setting).
@@ -156,7 +156,7 @@ fn synthetic_records(records: u32) -> SealedRecords {
         }],
     };
     let mut writer =
-        SealWriter::new(Vec::new(), &key, schema, DEFAULT_CHUNK_SIZE).expect("start sealing");
+        SealWriter::new(Vec::new(), &key, schema, SealOptions::default()).expect("start sealing");
     let elements: usize = SHAPE.iter().map(|&d| d as usize).product();
     let mut features = vec![0u8; elements];
     for r in 0..u64::from(records) {

@@ -24,7 +24,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chiron_seal::{DEFAULT_CHUNK_SIZE, Dtype, MasterKey, Schema, SealWriter, SealedDataset, Split};
+use chiron_seal::{
+    DEFAULT_CHUNK_SIZE, Dtype, MasterKey, Schema, SealOptions, SealWriter, SealedDataset, Split,
+};
 
 /// Record shape: one 28×28 grey-scale image, as in MNIST.
 const SHAPE: [u32; 3] = [1, 28, 28];
@@ -159,7 +161,12 @@ fn run(opts: &Options) -> chiron_seal::Result<()> {
 
     let seal_once = |out: &mut Vec<u8>| -> chiron_seal::Result<u64> {
         out.clear();
-        let mut w = SealWriter::new(&mut *out, &key, schema.clone(), opts.chunk_size)?;
+        let mut w = SealWriter::new(
+            &mut *out,
+            &key,
+            schema.clone(),
+            SealOptions::with_chunk_size(opts.chunk_size),
+        )?;
         for (i, f) in features.chunks_exact(feature_bytes).enumerate() {
             w.push(f, i as u32 % CLASSES)?;
         }

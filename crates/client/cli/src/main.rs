@@ -6,6 +6,8 @@
 //! digits dataset with a simulated TEE.
 
 #![forbid(unsafe_code)]
+// Output goes through `ui::outln!`, which ends quietly when stdout is closed (see `ui`).
+#![deny(clippy::print_stdout)]
 
 mod cmd;
 mod ui;

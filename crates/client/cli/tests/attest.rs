@@ -6,6 +6,9 @@ use std::process::{Command, Output};
 
 const AT: &str = "1751328000"; // 2025-07-01, inside the samples' collateral validity
 
+/// The sample SGX quote's platform status, accepted where a test is about something else.
+const ALLOW_SAMPLE_TCB: [&str; 2] = ["--allow-tcb-status", "ConfigurationAndSWHardeningNeeded"];
+
 fn chiron(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chiron"))
         .args(args)
@@ -32,7 +35,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn accepts_the_sample_sgx_and_tdx_quotes_and_prints_tcb_status() {
-    let o = chiron(&[
+    let sgx = [
         "attest",
         "verify",
         "--evidence",
@@ -41,7 +44,19 @@ fn accepts_the_sample_sgx_and_tdx_quotes_and_prints_tcb_status() {
         &testdata("dcap/sgx_quote_collateral.json"),
         "--at",
         AT,
-    ]);
+    ];
+    // Genuine, but its platform needs configuration and hardening: without a policy that is
+    // refused, naming the status and the flag that accepts it.
+    let o = chiron(&sgx);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("TCB status is ConfigurationAndSWHardeningNeeded, not UpToDate")
+            && stderr(&o).contains("--allow-tcb-status ConfigurationAndSWHardeningNeeded"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty());
+    let o = chiron(&[&sgx[..], &ALLOW_SAMPLE_TCB].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stdout(&o).contains("tcb status   ConfigurationAndSWHardeningNeeded"),
@@ -361,6 +376,8 @@ fn fetches_dcap_collateral_from_the_pccs_named_by_the_pccs_flag() {
         &server.url,
         "--at",
         AT,
+        ALLOW_SAMPLE_TCB[0],
+        ALLOW_SAMPLE_TCB[1],
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(server.requests(), pccs::SGX_REQUESTS);
@@ -377,6 +394,8 @@ fn fetches_dcap_collateral_from_the_pccs_named_by_the_pccs_flag() {
         &testdata("dcap/sgx_quote_collateral.json"),
         "--at",
         AT,
+        ALLOW_SAMPLE_TCB[0],
+        ALLOW_SAMPLE_TCB[1],
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let from_file: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();

@@ -112,7 +112,7 @@ pub fn import(paths: &[PathBuf], opts: &CsvOptions) -> Result<Dataset> {
 
     let mut tables: Vec<Table> = Vec::with_capacity(paths.len());
     for path in paths {
-        let table = read_table(path, opts, &value_map)?;
+        let table = read_table(path, opts, &value_map, Purpose::Import)?;
         if let Some(first) = tables.first()
             && first.columns != table.columns
         {
@@ -191,6 +191,33 @@ pub fn import(paths: &[PathBuf], opts: &CsvOptions) -> Result<Dataset> {
     })
 }
 
+/// Reads the records of one CSV file to predict on. The rules of [`import`] apply (header
+/// unless `opts.has_header` is false, delimiter, feature cells, missing cells, value map), except
+/// that there are no labels: the column `opts.label_column` names, if it is not empty, is left
+/// out (a file exported with its labels), and every other column is a feature. Returns the
+/// number of rows and their features, row-major.
+///
+/// With `has_header`, a first line of numbers only is refused: it is a record, and taking it as
+/// the header would silently leave it out.
+pub fn read_features(path: &Path, opts: &CsvOptions) -> Result<(usize, Vec<f32>)> {
+    let value_map: HashMap<&str, f32> = opts
+        .value_map
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    let table = read_table(path, opts, &value_map, Purpose::Predict)?;
+    Ok((table.rows, table.features))
+}
+
+/// What a table is read for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A labelled dataset: the label column must exist.
+    Import,
+    /// Records to predict: a label column is optional and left out.
+    Predict,
+}
+
 /// A split name derived from a file name: lower-cased, with the given suffixes stripped (each at
 /// most once, in order), and checked against the sealed format's rule for split names.
 pub(crate) fn split_name_from_file(path: &Path, suffixes: &[&str]) -> Result<String> {
@@ -235,6 +262,8 @@ struct Table {
     columns: Vec<String>,
     features: Vec<f32>,
     labels: Vec<String>,
+    /// Number of data rows.
+    rows: usize,
 }
 
 /// What a feature cell holds, before the missing-value policy applies.
@@ -253,7 +282,12 @@ fn classify(text: &str, value_map: &HashMap<&str, f32>) -> std::result::Result<C
     match text.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(Cell::Value(v)),
         Ok(_) => Err("number that is not finite or is beyond the f32 range"),
-        Err(_) => Err("non-numeric value (map it with a value map if it has a meaning)"),
+        // The hints name the `chiron dataset seal` flags that set these options: the CLI is
+        // where a user meets this message.
+        Err(_) => Err(
+            "non-numeric value (if it has a meaning, map it to a number with \
+                       --map-value TEXT=NUMBER)",
+        ),
     }
 }
 
@@ -262,7 +296,12 @@ fn is_missing(text: &str) -> bool {
     text.is_empty() || TOKENS.iter().any(|t| text.eq_ignore_ascii_case(t))
 }
 
-fn read_table(path: &Path, opts: &CsvOptions, value_map: &HashMap<&str, f32>) -> Result<Table> {
+fn read_table(
+    path: &Path,
+    opts: &CsvOptions,
+    value_map: &HashMap<&str, f32>,
+    purpose: Purpose,
+) -> Result<Table> {
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .delimiter(opts.delimiter)
@@ -304,24 +343,37 @@ fn read_table(path: &Path, opts: &CsvOptions, value_map: &HashMap<&str, f32>) ->
             };
             columns.push(name.trim().to_string());
         }
+        if purpose == Purpose::Predict && columns.iter().all(|c| c.parse::<f32>().is_ok()) {
+            return Err(Error::format(
+                path,
+                format!(
+                    "line {line} holds only numbers, so it is a record, not a header of column \
+                     names: pass --no-header if the file has no header"
+                ),
+            ));
+        }
         (columns, false)
     } else {
         ((0..record.len()).map(|i| i.to_string()).collect(), true)
     };
-    let label_index = find_label_column(path, &columns, opts)?;
-    if columns.len() < 2 {
+    let label_index = match purpose {
+        Purpose::Predict if opts.label_column.is_empty() => None,
+        _ => Some(find_label_column(path, &columns, opts)?),
+    };
+    let n_features = columns.len() - usize::from(label_index.is_some());
+    if n_features == 0 {
         return Err(Error::format(
             path,
             "no feature columns: the label column is the only column",
         ));
     }
 
-    let n_features = columns.len() - 1;
     let mut features: Vec<f32> = Vec::new();
     let mut labels: Vec<String> = Vec::new();
     let mut sums = vec![0f64; n_features];
     let mut counts = vec![0u64; n_features];
     let mut missing_at: Vec<usize> = Vec::new();
+    let mut rows = 0usize;
     loop {
         if !pending && !reader.read_byte_record(&mut record).map_err(csv_err)? {
             break;
@@ -345,11 +397,13 @@ fn read_table(path: &Path, opts: &CsvOptions, value_map: &HashMap<&str, f32>) ->
             let text = std::str::from_utf8(field)
                 .map_err(|_| cell_err("not valid UTF-8"))?
                 .trim();
-            if i == label_index {
-                if text.is_empty() {
-                    return Err(cell_err("missing label"));
+            if Some(i) == label_index {
+                if purpose == Purpose::Import {
+                    if text.is_empty() {
+                        return Err(cell_err("missing label"));
+                    }
+                    labels.push(text.to_string());
                 }
-                labels.push(text.to_string());
                 continue;
             }
             match classify(text, value_map).map_err(cell_err)? {
@@ -363,7 +417,8 @@ fn read_table(path: &Path, opts: &CsvOptions, value_map: &HashMap<&str, f32>) ->
                 Cell::Missing => match opts.missing {
                     MissingPolicy::Error => {
                         return Err(cell_err(
-                            "missing value (choose a missing-value policy to fill it)",
+                            "missing value (fill missing cells with --missing zero or \
+                             --missing mean)",
                         ));
                     }
                     MissingPolicy::Zero => features.push(0.0),
@@ -376,15 +431,16 @@ fn read_table(path: &Path, opts: &CsvOptions, value_map: &HashMap<&str, f32>) ->
             }
             feature += 1;
         }
+        rows += 1;
     }
-    if labels.is_empty() {
+    if rows == 0 {
         return Err(Error::format(path, "no data rows (only a header)"));
     }
     if !missing_at.is_empty() {
         let feature_columns: Vec<&String> = columns
             .iter()
             .enumerate()
-            .filter(|&(i, _)| i != label_index)
+            .filter(|&(i, _)| Some(i) != label_index)
             .map(|(_, c)| c)
             .collect();
         // f64 accumulation keeps the mean of f32 values accurate, and a mean of finite f32
@@ -420,6 +476,7 @@ fn read_table(path: &Path, opts: &CsvOptions, value_map: &HashMap<&str, f32>) ->
         columns,
         features,
         labels,
+        rows,
     })
 }
 

@@ -20,6 +20,21 @@ const TYPE_U8: u8 = 0x08;
 const IMAGE_SUFFIXES: [&str; 2] = ["images-idx3-ubyte", "images.idx3-ubyte"];
 const LABEL_SUFFIXES: [&str; 2] = ["labels-idx1-ubyte", "labels.idx1-ubyte"];
 
+/// How IDX files are imported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdxOptions {
+    /// The number of classes, when the owner declares it (`--classes`): every label of every
+    /// split must be below it. When absent it is the largest training label plus one, and the
+    /// labels must look like a class count: see [`import_with`].
+    pub classes: Option<u32>,
+}
+
+/// Imports an MNIST-style dataset with no declared class count: [`import_with`] with the default
+/// [`IdxOptions`].
+pub fn import(paths: &[PathBuf]) -> Result<Dataset> {
+    import_with(paths, &IdxOptions::default())
+}
+
 /// Imports an MNIST-style dataset.
 ///
 /// `paths` is either one folder holding `train-images-idx3-ubyte`, `train-labels-idx1-ubyte` and
@@ -30,19 +45,25 @@ const LABEL_SUFFIXES: [&str; 2] = ["labels-idx1-ubyte", "labels.idx1-ubyte"];
 /// otherwise.
 ///
 /// Guarantees: splits are `train` then `test` (each only if present), records keep file order,
-/// the shape is `[1, H, W]` with dtype `u8`, and `classes` is the largest label plus one (at
-/// least two). Every file is checked completely (magic, element type, number of dimensions,
-/// length equal to what the dimensions declare, image and label counts equal) before anything is
-/// returned, and every error names the file it is about.
-pub fn import(paths: &[PathBuf]) -> Result<Dataset> {
+/// the shape is `[1, H, W]` with dtype `u8`. Every file is checked completely (magic — `00 00 08
+/// 03` for images, `00 00 08 01` for labels —, length equal to what the dimensions declare,
+/// image and label counts equal) before anything is returned, and every error names the file it
+/// is about.
+///
+/// Classes: IDX files do not declare a class count, and a corrupt label byte would otherwise
+/// silently add classes. With [`IdxOptions::classes`] every label must be below it. Without it,
+/// `classes` is the largest label of the first split (`train`) plus one (at least two), and that
+/// split must hold every label below its largest (a gap means a label that is not a class id),
+/// and no later split may hold a label above it (a class never trained on). Either refusal names
+/// the labels file and the record, and says to declare the count if the labels are right.
+pub fn import_with(paths: &[PathBuf], opts: &IdxOptions) -> Result<Dataset> {
     let sources = locate(paths)?;
     let mut shape: Option<(u32, u32, PathBuf)> = None;
     let mut splits = Vec::new();
+    let mut label_files = Vec::new();
     for source in sources {
-        let images = parse(&source.images, read_all(&source.images)?)?;
-        expect_kind(&images, Kind::Images)?;
-        let labels = parse(&source.labels, read_all(&source.labels)?)?;
-        expect_kind(&labels, Kind::Labels)?;
+        let images = parse(&source.images, read_all(&source.images)?, Kind::Images)?;
+        let labels = parse(&source.labels, read_all(&source.labels)?, Kind::Labels)?;
         let (n, h, w) = match images.dims[..] {
             [n, h, w] => (n, h, w),
             _ => return Err(Error::format(&images.path, "expected 3 dimensions")),
@@ -81,11 +102,12 @@ pub fn import(paths: &[PathBuf]) -> Result<Dataset> {
             features: images.data,
             labels: labels.data.into_iter().map(u32::from).collect(),
         });
+        label_files.push(labels.path);
     }
     let Some((h, w, _)) = shape else {
         return Err(Error::Invalid("no IDX files given".into()));
     };
-    let classes = classes_from_labels(splits.iter().flat_map(|s| s.labels.iter()));
+    let classes = check_classes(&splits, &label_files, opts.classes)?;
     Ok(Dataset {
         dtype: Dtype::U8,
         shape: vec![1, h, w],
@@ -93,6 +115,76 @@ pub fn import(paths: &[PathBuf]) -> Result<Dataset> {
         class_names: Vec::new(),
         splits,
     })
+}
+
+/// The class count of `splits` (labels read from `label_files`, one per split): `declared` if
+/// given, else derived from the first split; see [`import_with`] for the rules.
+fn check_classes(
+    splits: &[SplitData],
+    label_files: &[PathBuf],
+    declared: Option<u32>,
+) -> Result<u32> {
+    let files = splits.iter().zip(label_files);
+    if let Some(n) = declared {
+        for (split, path) in files {
+            if let Some((i, l)) = split.labels.iter().enumerate().find(|&(_, &l)| l >= n) {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "record {i} has label {l}, but --classes declares {n} classes (labels 0 \
+                         to {})",
+                        n.saturating_sub(1)
+                    ),
+                ));
+            }
+        }
+        return Ok(n);
+    }
+    let mut files = files;
+    let Some((first, first_path)) = files.next() else {
+        return Ok(2);
+    };
+    let classes = classes_from_labels(&first.labels);
+    let Some((at_max, &max)) = first
+        .labels
+        .iter()
+        .enumerate()
+        .max_by_key(|&(i, &l)| (l, std::cmp::Reverse(i)))
+    else {
+        return Ok(classes);
+    };
+    let mut seen = vec![false; max as usize + 1];
+    for &l in &first.labels {
+        if let Some(slot) = seen.get_mut(l as usize) {
+            *slot = true;
+        }
+    }
+    if let Some(gap) = seen.iter().position(|&s| !s) {
+        return Err(Error::format(
+            first_path,
+            format!(
+                "record {at_max} has label {max}, but no record has label {gap}: labels 0 to \
+                 {max} would make {} classes, some with no {} records. If they are right, \
+                 declare the class count with --classes",
+                max + 1,
+                first.name
+            ),
+        ));
+    }
+    for (split, path) in files {
+        if let Some((i, l)) = split.labels.iter().enumerate().find(|&(_, &l)| l > max) {
+            return Err(Error::format(
+                path,
+                format!(
+                    "record {i} has label {l}, but the {} labels only go up to {max}: a class \
+                     with no {} records. If the label is right, declare the class count with \
+                     --classes",
+                    first.name, first.name
+                ),
+            ));
+        }
+    }
+    Ok(classes)
 }
 
 /// The image and label file of one split.
@@ -117,6 +209,14 @@ impl Kind {
         }
     }
 
+    /// The magic number an IDX file of this kind of unsigned bytes starts with.
+    fn magic(self) -> &'static str {
+        match self {
+            Kind::Images => "00 00 08 03",
+            Kind::Labels => "00 00 08 01",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Kind::Images => "images",
@@ -135,7 +235,10 @@ struct Idx {
 /// Parses and fully validates one IDX file of unsigned bytes. The declared size is computed with
 /// checked arithmetic and compared to the bytes actually present, so a lying header is reported
 /// rather than trusted.
-fn parse(path: &Path, mut bytes: Vec<u8>) -> Result<Idx> {
+///
+/// The whole magic is checked against `kind` before any dimension is read: a file whose magic
+/// declares the wrong number of dimensions would otherwise have data bytes read as dimensions.
+fn parse(path: &Path, mut bytes: Vec<u8>, kind: Kind) -> Result<Idx> {
     let err = |m: String| Error::format(path, m);
     let Some(&[z0, z1, code, ndims]) = bytes.first_chunk::<4>() else {
         return Err(err(format!(
@@ -144,17 +247,27 @@ fn parse(path: &Path, mut bytes: Vec<u8>) -> Result<Idx> {
         )));
     };
     if (z0, z1) != (0, 0) {
-        return Err(err(
-            "bad magic: not an IDX file (it must start with 00 00 <type> <ndims>)".into(),
-        ));
+        // The first bytes are not shown: in a file that is not IDX they may be data.
+        return Err(err(format!(
+            "bad magic: not an IDX file (an IDX {} file starts with the magic {})",
+            kind.name(),
+            kind.magic()
+        )));
     }
     if code != TYPE_U8 {
         return Err(err(format!(
             "unsupported IDX element type code 0x{code:02X}: only 0x08 (unsigned byte) is supported"
         )));
     }
-    if ndims == 0 {
-        return Err(err("wrong ndims: the header declares 0 dimensions".into()));
+    if usize::from(ndims) != kind.ndims() {
+        return Err(err(format!(
+            "wrong ndims: not an IDX {} file: its magic 00 00 08 {ndims:02X} declares {ndims} \
+             dimension(s), an IDX {} file has {} (magic {})",
+            kind.name(),
+            kind.name(),
+            kind.ndims(),
+            kind.magic()
+        )));
     }
     let header_len = 4 + 4 * usize::from(ndims);
     let Some(dim_bytes) = bytes.get(4..header_len) else {
@@ -198,21 +311,6 @@ fn parse(path: &Path, mut bytes: Vec<u8>) -> Result<Idx> {
         dims,
         data: bytes,
     })
-}
-
-fn expect_kind(idx: &Idx, kind: Kind) -> Result<()> {
-    if idx.dims.len() == kind.ndims() {
-        return Ok(());
-    }
-    Err(Error::format(
-        &idx.path,
-        format!(
-            "wrong ndims: an IDX {} file has {} dimension(s), this one has {}",
-            kind.name(),
-            kind.ndims(),
-            idx.dims.len()
-        ),
-    ))
 }
 
 /// Finds the image and label files of each split, from a folder or from the files given.
@@ -356,7 +454,11 @@ fn peek_ndims(path: &Path) -> Result<u8> {
         [0, 0, _, ndims] => Ok(ndims),
         [_, _, _, _] => Err(Error::format(
             path,
-            "bad magic: not an IDX file (it must start with 00 00 <type> <ndims>)",
+            format!(
+                "bad magic: not an IDX file (IDX images start with the magic {}, labels with {})",
+                Kind::Images.magic(),
+                Kind::Labels.magic()
+            ),
         )),
         _ => Err(Error::format(
             path,

@@ -1,5 +1,6 @@
-//! Folders of PNG and JPEG images, one sub-folder per class (the layout of torchvision's
-//! `ImageFolder` and Keras' `image_dataset_from_directory`).
+//! Folders of images (PNG, JPEG, BMP, GIF, WebP, TIFF, ... : every format the `image` crate is
+//! built to decode here), one sub-folder per class (the layout of torchvision's `ImageFolder`
+//! and Keras' `image_dataset_from_directory`).
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -15,14 +16,42 @@ pub struct ImageOptions {
     /// Record shape `[C, H, W]` with `C` 1 (greyscale) or 3 (RGB); when absent, the first image
     /// decides (`C` 1 if it is greyscale, 3 otherwise; its size gives `H` and `W`).
     pub shape: Option<[u32; 3]>,
+    /// Skip (and count) anything in a class folder that is not an image file of a readable
+    /// format, instead of refusing it. Off by default: a file silently left out is a record
+    /// silently missing from the dataset.
+    pub skip_unknown: bool,
 }
 
-/// Imports image folders.
+/// Lower-case file extensions of the image formats this build decodes (`png`, `jpg`, ...).
+pub fn readable_extensions() -> Vec<&'static str> {
+    ImageFormat::all()
+        .filter(ImageFormat::reading_enabled)
+        .flat_map(|f| f.extensions_str().iter().copied())
+        .collect()
+}
+
+/// Whether `name` ends in the extension of an image format this build decodes (any case).
+fn is_image_name(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .and_then(ImageFormat::from_extension)
+        .is_some_and(|f| f.reading_enabled())
+}
+
+/// Imports image folders; [`import_counting`] without the count of skipped entries.
+pub fn import(paths: &[PathBuf], opts: &ImageOptions) -> Result<Dataset> {
+    Ok(import_counting(paths, opts)?.0)
+}
+
+/// Imports image folders, returning the dataset and how many class-folder entries
+/// [`ImageOptions::skip_unknown`] skipped.
 ///
 /// Each path is a root folder holding one sub-folder per class; class names are the sub-folder
-/// names sorted byte-wise and a class id is the index in that order. Inside a class folder, files
-/// ending `.png`, `.jpg` or `.jpeg` (any letter case) are read in sorted order; other files,
-/// dot-files and nested folders are ignored. A single root whose only sub-folders are `train` and
+/// names sorted byte-wise and a class id is the index in that order. Inside a class folder,
+/// image files (an extension of [`readable_extensions`], any letter case) are read in sorted
+/// order and dot-files are ignored; any other entry (another file, a nested folder) is an error
+/// naming it, or with `skip_unknown` is skipped and counted. Files directly in a root are not in
+/// any class and are ignored. A single root whose only sub-folders are `train` and
 /// `test`, each holding class folders, gives splits `train` and `test`; any other single root
 /// gives split `train`. With several roots, each root is one split named after its folder
 /// (lower-cased; it must be a valid, distinct split name). All splits must have the same classes.
@@ -32,7 +61,7 @@ pub struct ImageOptions {
 /// is converted to `C` channels (luma for 1, RGB for 3; alpha dropped). A file that cannot be
 /// decoded, an image of another size or an empty class folder is an error naming the file or
 /// folder.
-pub fn import(paths: &[PathBuf], opts: &ImageOptions) -> Result<Dataset> {
+pub fn import_counting(paths: &[PathBuf], opts: &ImageOptions) -> Result<(Dataset, usize)> {
     if let Some([c, h, w]) = opts.shape
         && (!(c == 1 || c == 3) || h == 0 || w == 0)
     {
@@ -70,6 +99,7 @@ pub fn import(paths: &[PathBuf], opts: &ImageOptions) -> Result<Dataset> {
         .map_err(|_| Error::format(&first.root, "holds too many class folders"))?;
 
     let mut shape = opts.shape;
+    let mut skipped = 0usize;
     let mut splits = Vec::with_capacity(layout.len());
     for split in layout {
         let mut data = SplitData {
@@ -78,11 +108,14 @@ pub fn import(paths: &[PathBuf], opts: &ImageOptions) -> Result<Dataset> {
             labels: Vec::new(),
         };
         for ((_, folder), label) in split.classes.iter().zip(0u32..) {
-            let files = image_files(folder)?;
+            let files = image_files(folder, opts.skip_unknown, &mut skipped)?;
             if files.is_empty() {
                 return Err(Error::format(
                     folder,
-                    "class folder holds no .png, .jpg or .jpeg image",
+                    format!(
+                        "class folder holds no image (file names ending .{})",
+                        readable_extensions().join(", .")
+                    ),
                 ));
             }
             for file in files {
@@ -96,13 +129,14 @@ pub fn import(paths: &[PathBuf], opts: &ImageOptions) -> Result<Dataset> {
     let Some(shape) = shape else {
         return Err(Error::Invalid("no image found".into()));
     };
-    Ok(Dataset {
+    let dataset = Dataset {
         dtype: Dtype::U8,
         shape: shape.to_vec(),
         classes,
         class_names,
         splits,
-    })
+    };
+    Ok((dataset, skipped))
 }
 
 /// One split: its name, root folder, and its class folders sorted by name.
@@ -194,16 +228,33 @@ fn sub_folders(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         .collect())
 }
 
-fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    Ok(entries(dir)?
-        .into_iter()
-        .filter(|(name, path)| {
-            let lower = name.to_ascii_lowercase();
-            (lower.ends_with(".png") || lower.ends_with(".jpg") || lower.ends_with(".jpeg"))
-                && path.is_file()
-        })
-        .map(|(_, p)| p)
-        .collect())
+/// The image files of class folder `dir`, sorted; anything else is refused, or counted in
+/// `skipped` when `skip_unknown`.
+fn image_files(dir: &Path, skip_unknown: bool, skipped: &mut usize) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for (name, path) in entries(dir)? {
+        if is_image_name(&name) && path.is_file() {
+            out.push(path);
+        } else if skip_unknown {
+            *skipped += 1;
+        } else if path.is_dir() {
+            return Err(Error::format(
+                &path,
+                "is a folder inside a class folder, which should hold only images (pass \
+                 --skip-unknown to skip anything that is not an image)",
+            ));
+        } else {
+            return Err(Error::format(
+                &path,
+                format!(
+                    "is not an image file of a readable format (file names ending .{}); remove \
+                     it or pass --skip-unknown to skip such files",
+                    readable_extensions().join(", .")
+                ),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Decodes one image into channels-first bytes of `shape`, fixing `shape` from this image when

@@ -18,7 +18,7 @@ mod split;
 
 use std::io::Write;
 
-use chiron_seal::{Dtype, MasterKey, Schema, SealWriter, Split};
+use chiron_seal::{Dtype, MasterKey, Schema, SealOptions, SealWriter, Split};
 
 pub use error::{Error, Result};
 pub use source::open_maybe_gzip;
@@ -183,17 +183,18 @@ impl Dataset {
         split::by_fraction(self, test_fraction, seed)
     }
 
-    /// Seals the dataset to `out` under the owner's key, calling `progress` with the number of
-    /// records written so far. Returns the output and the header written.
+    /// Seals the dataset to `out` under the owner's key (class names private unless `options`
+    /// say otherwise), calling `progress` with the number of records written so far. Returns
+    /// the output and the header written.
     pub fn seal<W: Write>(
         &self,
         out: W,
         key: &MasterKey,
-        chunk_size: u32,
+        options: SealOptions,
         mut progress: impl FnMut(u64),
     ) -> Result<(W, chiron_seal::Header)> {
         let schema = self.schema()?;
-        let mut writer = SealWriter::new(out, key, schema, chunk_size)?;
+        let mut writer = SealWriter::new(out, key, schema, options)?;
         let fb = self.feature_bytes();
         let mut done = 0u64;
         for s in &self.splits {

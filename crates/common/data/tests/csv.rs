@@ -125,6 +125,8 @@ fn missing_cells_error_by_default_naming_line_and_column() {
     let p = file(dir.path(), "m.csv", MISSING, false);
     let e = err_text(csv::import(&[p], &opts("label")));
     assert_mentions(&e, &["m.csv", "line 2", "column \"b\"", "missing value"]);
+    // The hint names the flags that fix it.
+    assert_mentions(&e, &["--missing zero", "--missing mean"]);
 }
 
 #[test]
@@ -229,6 +231,7 @@ fn value_map_maps_exact_texts_and_other_text_is_refused_without_quoting_it() {
             "line 3",
             "column \"age\"",
             "non-numeric value",
+            "--map-value TEXT=NUMBER",
         ],
     );
     assert_hides(&e, dir.path(), &["S3cr3tPatientName"]);

@@ -40,9 +40,9 @@ const W: usize = 3;
 fn write_mnist(dir: &Path, gz: bool, dotted: bool, with_test: bool) -> Mnist {
     let m = Mnist {
         train_images: pixels(5, H, W, 1),
-        train_labels: vec![3, 0, 7, 1, 3],
+        train_labels: vec![3, 0, 2, 1, 3],
         test_images: pixels(3, H, W, 99),
-        test_labels: vec![2, 5, 0],
+        test_labels: vec![2, 3, 0],
     };
     let name = |prefix: &str, kind: &str| {
         let (what, nd) = if kind == "images" {
@@ -83,7 +83,7 @@ fn write_mnist(dir: &Path, gz: bool, dotted: bool, with_test: bool) -> Mnist {
 fn check(ds: &chiron_data::Dataset, m: &Mnist, with_test: bool) {
     assert_eq!(ds.dtype, Dtype::U8);
     assert_eq!(ds.shape, vec![1, H as u32, W as u32]);
-    assert_eq!(ds.classes, 8);
+    assert_eq!(ds.classes, 4);
     assert!(ds.class_names.is_empty());
     assert_eq!(ds.splits[0].name, "train");
     assert_eq!(ds.splits[0].features, m.train_images);
@@ -98,7 +98,7 @@ fn check(ds: &chiron_data::Dataset, m: &Mnist, with_test: bool) {
         assert_eq!(ds.splits.len(), 2);
         assert_eq!(ds.splits[1].name, "test");
         assert_eq!(ds.splits[1].features, m.test_images);
-        assert_eq!(ds.splits[1].labels, vec![2, 5, 0]);
+        assert_eq!(ds.splits[1].labels, vec![2, 3, 0]);
     } else {
         assert_eq!(ds.splits.len(), 1);
     }
@@ -192,10 +192,115 @@ fn wrong_ndims_is_refused() {
         idx_bytes(8, &[5, (H * W) as u32], &pixels(5, H, W, 0)),
     );
     let e = import_dir(&dir);
-    assert_mentions(&e, &["train-images-idx3-ubyte", "wrong ndims", "has 2"]);
+    assert_mentions(
+        &e,
+        &[
+            "train-images-idx3-ubyte",
+            "wrong ndims",
+            "not an IDX images file",
+            "00 00 08 02",
+            "00 00 08 03",
+        ],
+    );
     let (dir, _) = broken("train-labels-idx1-ubyte", idx_bytes(8, &[5, 1], &[1; 5]));
     let e = import_dir(&dir);
-    assert_mentions(&e, &["train-labels-idx1-ubyte", "wrong ndims"]);
+    assert_mentions(
+        &e,
+        &["train-labels-idx1-ubyte", "wrong ndims", "00 00 08 01"],
+    );
+}
+
+#[test]
+fn a_magic_declaring_more_dimensions_never_reads_data_as_dimensions() {
+    // The magic of a 4-dimension file on 3-dimension data: its "fourth dimension" would be the
+    // first pixel bytes. Refused from the magic, and no number from the data shows.
+    let mut bytes = idx_bytes(8, &[5, H as u32, W as u32], &[0xAB; 5 * H * W]);
+    bytes[3] = 4;
+    let (dir, _) = broken("train-images-idx3-ubyte", bytes);
+    let e = import_dir(&dir);
+    assert_mentions(
+        &e,
+        &[
+            "train-images-idx3-ubyte",
+            "not an IDX images file",
+            "00 00 08 04",
+        ],
+    );
+    assert!(!e.contains(&0xABAB_ABABu32.to_string()), "{e}");
+    assert!(!e.contains("truncated") && !e.contains("trailing"), "{e}");
+
+    // A labels file with an images magic: its label bytes are not read as dimensions either.
+    let mut labels = idx_bytes(8, &[5], &[0xCD; 5]);
+    labels[3] = 3;
+    let (dir, _) = broken("train-labels-idx1-ubyte", labels);
+    let e = import_dir(&dir);
+    assert_mentions(
+        &e,
+        &[
+            "train-labels-idx1-ubyte",
+            "not an IDX labels file",
+            "00 00 08 01",
+        ],
+    );
+}
+
+#[test]
+fn labels_that_are_not_class_ids_are_refused_naming_file_and_record() {
+    // A corrupt training label far above the rest would have made 201 classes.
+    let dir = tempfile::tempdir().unwrap();
+    write_mnist(dir.path(), false, false, true);
+    let labels = dir.path().join("train-labels-idx1-ubyte");
+    std::fs::write(&labels, idx_bytes(8, &[5], &[3, 0, 2, 200, 1])).unwrap();
+    let e = import_dir(&dir);
+    assert_mentions(
+        &e,
+        &[
+            "train-labels-idx1-ubyte",
+            "record 3",
+            "label 200",
+            "no record has label 4",
+            "--classes",
+        ],
+    );
+    // Declared, the class count is checked instead, and a too-small one is refused.
+    let declared = |n| {
+        idx::import_with(
+            &[dir.path().to_path_buf()],
+            &idx::IdxOptions { classes: Some(n) },
+        )
+    };
+    assert_eq!(declared(201).unwrap().classes, 201);
+    let e = err_text(declared(10));
+    assert_mentions(
+        &e,
+        &[
+            "train-labels-idx1-ubyte",
+            "record 3",
+            "label 200",
+            "--classes declares 10",
+        ],
+    );
+
+    // A test label above every training label: a class the model never sees in training.
+    std::fs::write(&labels, idx_bytes(8, &[5], &[3, 0, 2, 1, 3])).unwrap();
+    let test_labels = dir.path().join("t10k-labels-idx1-ubyte");
+    std::fs::write(&test_labels, idx_bytes(8, &[3], &[2, 0, 4])).unwrap();
+    let e = import_dir(&dir);
+    assert_mentions(
+        &e,
+        &[
+            "t10k-labels-idx1-ubyte",
+            "record 2",
+            "label 4",
+            "only go up to 3",
+            "--classes",
+        ],
+    );
+    let ds = declared(5).unwrap();
+    assert_eq!(ds.classes, 5);
+    assert_eq!(ds.splits[1].labels, vec![2, 0, 4]);
+    let e = err_text(declared(4));
+    assert_mentions(&e, &["t10k-labels-idx1-ubyte", "record 2", "label 4"]);
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Image-folder importer: PNG and JPEG folders written with the `image` crate, imported back
-//! byte for byte in channels-first layout, and the refusals.
+//! Image-folder importer: PNG, JPEG, BMP, WebP, ... folders written with the `image` crate,
+//! imported back byte for byte in channels-first layout, and the refusals.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -50,7 +50,10 @@ fn mkdir(path: &Path) -> PathBuf {
 }
 
 fn opts(shape: Option<[u32; 3]>) -> ImageOptions {
-    ImageOptions { shape }
+    ImageOptions {
+        shape,
+        skip_unknown: false,
+    }
 }
 
 #[test]
@@ -62,7 +65,6 @@ fn rgb_png_folder_round_trips_channels_first() {
     rgb(2).save(dog.join("b.png")).unwrap();
     rgb(1).save(dog.join("a.PNG")).unwrap();
     rgb(9).save(cat.join("x.png")).unwrap();
-    std::fs::write(dog.join("notes.txt"), "not an image").unwrap();
     std::fs::write(dog.join(".hidden.png"), "not an image either").unwrap();
     std::fs::write(root.path().join("README.md"), "top-level files are ignored").unwrap();
     mkdir(&root.path().join(".cache"));
@@ -242,7 +244,13 @@ fn empty_class_folder_and_bad_layouts_are_refused() {
     std::fs::write(empty.join("readme.txt"), "no images here").unwrap();
     rgb(1).save(a.join("1.png")).unwrap();
     let e = err_text(images::import(&[root.path().to_path_buf()], &opts(None)));
-    assert_mentions(&e, &["empty", "holds no .png"]);
+    assert_mentions(&e, &["readme.txt", "--skip-unknown"]);
+    let skip = ImageOptions {
+        skip_unknown: true,
+        ..opts(None)
+    };
+    let e = err_text(images::import(&[root.path().to_path_buf()], &skip));
+    assert_mentions(&e, &["empty", "holds no image", ".png", ".bmp"]);
 
     std::fs::remove_dir_all(&empty).unwrap();
     let e = err_text(images::import(&[root.path().to_path_buf()], &opts(None)));
@@ -253,4 +261,75 @@ fn empty_class_folder_and_bad_layouts_are_refused() {
         &opts(Some([2, H, W])),
     ));
     assert_mentions(&e, &["C 1 or 3"]);
+}
+
+/// Every format the importer's `image` build reads, one class each; written by the same crate.
+#[test]
+fn bmp_gif_webp_tiff_and_friends_are_decoded() {
+    let root = tempfile::tempdir().unwrap();
+    let formats = [
+        ("bmp", image::ImageFormat::Bmp),
+        ("gif", image::ImageFormat::Gif),
+        ("ppm", image::ImageFormat::Pnm),
+        ("qoi", image::ImageFormat::Qoi),
+        ("tga", image::ImageFormat::Tga),
+        ("tiff", image::ImageFormat::Tiff),
+        ("webp", image::ImageFormat::WebP),
+    ];
+    let mut expected = Vec::new();
+    for (i, (ext, format)) in formats.iter().enumerate() {
+        let dir = mkdir(&root.path().join(format!("class-{i}-{ext}")));
+        let path = dir.join(format!("img.{}", ext.to_uppercase()));
+        // Lossless formats, except GIF's palette: compare with what the crate decodes.
+        rgb(i as u8 * 30).save_with_format(&path, *format).unwrap();
+        expected.extend(planes(&image::open(&path).unwrap().to_rgb8()));
+        assert!(images::readable_extensions().contains(ext), "{ext}");
+    }
+    let ds = images::import(&[root.path().to_path_buf()], &opts(Some([3, H, W]))).unwrap();
+    assert_eq!(ds.classes, formats.len() as u32);
+    assert_eq!(
+        ds.splits[0].labels,
+        (0..formats.len() as u32).collect::<Vec<_>>()
+    );
+    assert_eq!(ds.splits[0].features, expected);
+    // BMP, QOI, TGA, TIFF, PPM and lossless WebP keep the exact pixels.
+    assert_eq!(&expected[..planes(&rgb(0)).len()], &planes(&rgb(0))[..]);
+}
+
+#[test]
+fn unknown_files_are_refused_by_name_or_skipped_and_counted() {
+    let root = tempfile::tempdir().unwrap();
+    let cat = mkdir(&root.path().join("cat"));
+    let dog = mkdir(&root.path().join("dog"));
+    rgb(1).save(cat.join("1.png")).unwrap();
+    rgb(2).save(dog.join("2.png")).unwrap();
+    std::fs::write(dog.join("notes.txt"), "not an image").unwrap();
+    let e = err_text(images::import(&[root.path().to_path_buf()], &opts(None)));
+    assert_mentions(&e, &["notes.txt", "not an image file", "--skip-unknown"]);
+
+    // A nested folder is refused too: its images would otherwise be silently missing.
+    std::fs::remove_file(dog.join("notes.txt")).unwrap();
+    mkdir(&dog.join("more"));
+    let e = err_text(images::import(&[root.path().to_path_buf()], &opts(None)));
+    assert_mentions(&e, &["more", "is a folder", "--skip-unknown"]);
+
+    std::fs::write(dog.join("notes.txt"), "not an image").unwrap();
+    std::fs::write(cat.join("Thumbs.db"), "not an image").unwrap();
+    let skip = ImageOptions {
+        skip_unknown: true,
+        ..opts(None)
+    };
+    let (ds, skipped) = images::import_counting(&[root.path().to_path_buf()], &skip).unwrap();
+    assert_eq!(skipped, 3, "notes.txt, Thumbs.db and the folder more");
+    assert_eq!(ds.splits[0].labels, vec![0, 1]);
+    assert_eq!(
+        ds.splits[0].features,
+        [planes(&rgb(1)), planes(&rgb(2))].concat()
+    );
+    // Without skipping nothing is counted.
+    std::fs::remove_file(dog.join("notes.txt")).unwrap();
+    std::fs::remove_file(cat.join("Thumbs.db")).unwrap();
+    std::fs::remove_dir(dog.join("more")).unwrap();
+    let (_, skipped) = images::import_counting(&[root.path().to_path_buf()], &opts(None)).unwrap();
+    assert_eq!(skipped, 0);
 }

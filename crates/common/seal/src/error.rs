@@ -63,6 +63,10 @@ pub enum Error {
         /// Total chunk count.
         chunks: u64,
     },
+    /// The sealed class names in the header failed authentication: a wrong data key, or the
+    /// names were edited or moved from another dataset.
+    #[error("the sealed class names failed authentication (wrong key, or the header was modified)")]
+    ClassNamesAuthentication,
     /// A chunk authenticated but its plaintext breaks a rule of the format (label out of range,
     /// non-finite float, non-zero padding). Only a writer holding the key can produce this.
     #[error("chunk {chunk}: invalid content: {reason}")]

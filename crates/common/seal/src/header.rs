@@ -1,20 +1,22 @@
 //! The public header of a sealed dataset: what the file declares about itself.
 //!
 //! Everything here is readable without a key and is all that the file's size and structure
-//! reveal. Encoding is canonical (one byte string per header) and decoding is strict: every
+//! reveal; private class names are in it only as a padded ciphertext ([`SealedClassNames`]). Encoding is canonical (one byte string per header) and decoding is strict: every
 //! field is range-checked and trailing bytes are refused, so two different byte strings never
 //! decode to the same header.
 
 use std::collections::HashSet;
 
-use crate::key::{KEY_ID_LEN, KeyId};
+use crate::key::{DataKey, KEY_ID_LEN, KeyId};
+use crate::names::SealedClassNames;
 use crate::stream::TAG_LEN;
 use crate::{Error, Result};
 
 /// First eight bytes of every sealed dataset.
 pub const MAGIC: [u8; 8] = *b"CHIRONDS";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this build writes and reads. Version 2 added sealed class names;
+/// version 1 files are refused (re-seal them with this version).
+pub const FORMAT_VERSION: u16 = 2;
 /// Length of the preamble: magic, version, body length.
 pub const PREAMBLE_LEN: usize = 8 + 2 + 4;
 /// Upper bound on the header body, so a hostile length cannot make a reader allocate much.
@@ -100,7 +102,9 @@ pub struct Schema {
     pub shape: Vec<u32>,
     /// Number of classes; labels are `0..classes`.
     pub classes: u32,
-    /// Optional class names, either empty or exactly `classes` distinct names.
+    /// Class names in the clear, readable by anyone holding the file: either empty or exactly
+    /// `classes` distinct names. Empty when the names are private
+    /// ([`Header::sealed_class_names`]) or there are none.
     pub class_names: Vec<String>,
     /// Splits in storage order.
     pub splits: Vec<Split>,
@@ -167,27 +171,7 @@ impl Schema {
             ));
         }
         if !self.class_names.is_empty() {
-            if self.class_names.len() != self.classes as usize {
-                return bad(format!(
-                    "{} class names given for {} classes",
-                    self.class_names.len(),
-                    self.classes
-                ));
-            }
-            let mut seen = HashSet::new();
-            for (i, name) in self.class_names.iter().enumerate() {
-                if name.is_empty()
-                    || name.len() > MAX_CLASS_NAME
-                    || name.chars().any(char::is_control)
-                {
-                    return bad(format!(
-                        "class name {i} must be 1 to {MAX_CLASS_NAME} bytes without control characters"
-                    ));
-                }
-                if !seen.insert(name.as_str()) {
-                    return bad(format!("class name {i} repeats an earlier name"));
-                }
-            }
+            check_class_names(&self.class_names, self.classes).map_err(Error::InvalidHeader)?;
         }
         if self.splits.is_empty() || self.splits.len() > MAX_SPLITS {
             return bad(format!(
@@ -227,6 +211,30 @@ impl Schema {
     }
 }
 
+/// Checks a list of class names against the format's rules: one per class, each 1 to 255 bytes
+/// without control characters, all distinct. Errors name the index, never the name.
+fn check_class_names(names: &[String], classes: u32) -> std::result::Result<(), String> {
+    let bad = Err;
+    if names.len() != classes as usize {
+        return bad(format!(
+            "{} class names given for {classes} classes",
+            names.len()
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, name) in names.iter().enumerate() {
+        if name.is_empty() || name.len() > MAX_CLASS_NAME || name.chars().any(char::is_control) {
+            return bad(format!(
+                "class name {i} must be 1 to {MAX_CLASS_NAME} bytes without control characters"
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            return bad(format!("class name {i} repeats an earlier name"));
+        }
+    }
+    Ok(())
+}
+
 /// The complete public header of a sealed dataset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -238,6 +246,9 @@ pub struct Header {
     pub chunk_size: u32,
     /// What the dataset holds.
     pub schema: Schema,
+    /// The class names when they are private (the default of `chiron dataset seal`): encrypted
+    /// under the data key; `schema.class_names` is then empty.
+    pub sealed_class_names: Option<SealedClassNames>,
 }
 
 impl Header {
@@ -249,7 +260,38 @@ impl Header {
                 self.chunk_size
             )));
         }
+        if let Some(sealed) = &self.sealed_class_names {
+            if !self.schema.class_names.is_empty() {
+                return Err(Error::InvalidHeader(
+                    "class names are both public and sealed".into(),
+                ));
+            }
+            if !SealedClassNames::valid_len(sealed.len()) {
+                return Err(Error::InvalidHeader(format!(
+                    "sealed class names of {} bytes: not a padded size the format allows",
+                    sealed.len()
+                )));
+            }
+        }
         self.schema.validate()
+    }
+
+    /// The class names for a holder of the data key: the sealed ones decrypted, the public ones
+    /// as they are, or none. Sealed names that fail authentication (wrong key, edited file) are
+    /// [`Error::ClassNamesAuthentication`].
+    pub fn open_class_names(&self, key: &DataKey) -> Result<Vec<String>> {
+        let Some(sealed) = &self.sealed_class_names else {
+            return Ok(self.schema.class_names.clone());
+        };
+        let names = sealed.open(key, &self.dataset_id, &self.key_id, self.schema.classes)?;
+        check_class_names(&names, self.schema.classes)
+            .map_err(|e| Error::InvalidHeader(format!("sealed class names: {e}")))?;
+        Ok(names)
+    }
+
+    /// Whether the dataset names its classes, publicly or sealed.
+    pub fn has_class_names(&self) -> bool {
+        self.sealed_class_names.is_some() || !self.schema.class_names.is_empty()
     }
 
     /// Total plaintext bytes of all records (before padding).
@@ -288,6 +330,12 @@ impl Header {
             body.extend_from_slice(&(name.len() as u16).to_le_bytes());
             body.extend_from_slice(name.as_bytes());
         }
+        let sealed = self
+            .sealed_class_names
+            .as_ref()
+            .map_or(&[][..], |n| &n.0[..]);
+        body.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        body.extend_from_slice(sealed);
         body.push(s.splits.len() as u8);
         for split in &s.splits {
             body.push(split.name.len() as u8);
@@ -378,6 +426,19 @@ impl Header {
             let len = r.u16("class name length")? as usize;
             class_names.push(r.string(len, "class name")?);
         }
+        let sealed_len = r.u32("sealed class names length")? as usize;
+        let sealed_class_names = if sealed_len == 0 {
+            None
+        } else {
+            if !SealedClassNames::valid_len(sealed_len) {
+                return Err(Error::InvalidHeader(format!(
+                    "sealed class names of {sealed_len} bytes: not a padded size the format allows"
+                )));
+            }
+            Some(SealedClassNames(
+                r.take(sealed_len, "sealed class names")?.to_vec(),
+            ))
+        };
         let split_count = r.u8("split count")? as usize;
         let mut splits = Vec::with_capacity(split_count);
         for _ in 0..split_count {
@@ -403,6 +464,7 @@ impl Header {
                 class_names,
                 splits,
             },
+            sealed_class_names,
         };
         header.validate()?;
         Ok(header)
@@ -486,6 +548,7 @@ mod tests {
                     },
                 ],
             },
+            sealed_class_names: None,
         }
     }
 
@@ -516,12 +579,25 @@ mod tests {
                 .contains("magic")
         );
 
-        let mut bytes = h.encode();
-        bytes[8] = 2;
-        assert!(matches!(
-            Header::decode(&bytes),
-            Err(Error::UnsupportedVersion { found: 2, .. })
-        ));
+        // Version 1 (before sealed class names) and any later version are refused by number.
+        for version in [1u8, 3] {
+            let mut bytes = h.encode();
+            bytes[8] = version;
+            assert!(matches!(
+                Header::decode(&bytes),
+                Err(Error::UnsupportedVersion { found, .. }) if found == u16::from(version)
+            ));
+        }
+
+        let mut bad = sample();
+        bad.sealed_class_names = Some(SealedClassNames(vec![0; 300]));
+        let err = Header::decode(&bad.encode()).unwrap_err().to_string();
+        assert!(err.contains("sealed class names of 300 bytes"), "{err}");
+        let mut bad = sample();
+        bad.schema.class_names = (0..10).map(|c| c.to_string()).collect();
+        bad.sealed_class_names = Some(SealedClassNames(vec![0; 256 + TAG_LEN]));
+        let err = Header::decode(&bad.encode()).unwrap_err().to_string();
+        assert!(err.contains("both public and sealed"), "{err}");
 
         let mut bad = sample();
         bad.schema.splits[1].name = "train".into();
@@ -555,7 +631,7 @@ mod tests {
             prop_oneof![Just(Dtype::U8), Just(Dtype::F32)],
             prop::collection::vec(1u32..64, 1..=4),
             2u32..50,
-            any::<bool>(),
+            0u8..3,
             prop::collection::vec(("[a-z0-9_-]{1,32}", 1u64..1_000_000), 1..=16),
         )
             .prop_map(
@@ -566,11 +642,14 @@ mod tests {
                         .filter(|(n, _)| seen.insert(n.clone()))
                         .map(|(name, records)| Split { name, records })
                         .collect();
-                    let class_names = if named {
+                    // 0: no names, 1: public names, 2: sealed (ciphertext of a padded size).
+                    let class_names = if named == 1 {
                         (0..classes).map(|c| format!("class {c} ✓")).collect()
                     } else {
                         vec![]
                     };
+                    let sealed_class_names =
+                        (named == 2).then(|| SealedClassNames(vec![0x5a; 512 + TAG_LEN]));
                     Header {
                         dataset_id,
                         key_id: KeyId(key_id),
@@ -582,6 +661,7 @@ mod tests {
                             class_names,
                             splits,
                         },
+                        sealed_class_names,
                     }
                 },
             )

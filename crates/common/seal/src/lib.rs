@@ -1,7 +1,8 @@
-//! The sealed dataset container, format version 1 (`.chd`).
+//! The sealed dataset container, format version 2 (`.chd`).
 //!
 //! A data owner turns a dataset into a sealed file with [`SealWriter`]; anyone may read its
 //! [`Header`] (the declared schema: record count, record shape, classes, splits) without a key;
+//! class names are private by default ([`SealedClassNames`], opened with the data key);
 //! only a holder of the owner's [`MasterKey`] (or of the per-dataset [`DataKey`] the owner grants
 //! to an attested enclave) can read records, through [`SealedDataset`].
 //!
@@ -14,13 +15,14 @@
 //! - every chunk carries the same number of plaintext bytes (the last one is zero-padded), so the
 //!   file size is a function of the public header alone.
 //!
-//! The byte-level specification is `docs/formats/sealed-dataset-v1.md`.
+//! The byte-level specification is `docs/formats/sealed-dataset.md`.
 
 #![forbid(unsafe_code)]
 
 mod error;
 mod header;
 mod key;
+mod names;
 mod reader;
 mod secret;
 mod stream;
@@ -32,7 +34,8 @@ pub use header::{
     MIN_CHUNK_SIZE, Schema, Split,
 };
 pub use key::{DataKey, KEY_LEN, KeyId, MasterKey};
+pub use names::{MIN_SEALED_NAMES_PLAINTEXT, SealedClassNames};
 pub use reader::{Batch, ChunkSource, DEFAULT_CACHE_BYTES, Record, SealedDataset, VerifyReport};
 pub use secret::SecretBytes;
 pub use stream::TAG_LEN;
-pub use writer::SealWriter;
+pub use writer::{SealOptions, SealWriter};

@@ -43,9 +43,9 @@ impl ChunkSource for File {
     }
 }
 
-impl ChunkSource for Vec<u8> {
+impl ChunkSource for [u8] {
     fn len(&self) -> io::Result<u64> {
-        Ok(self.as_slice().len() as u64)
+        Ok(<[u8]>::len(self) as u64)
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
@@ -55,6 +55,24 @@ impl ChunkSource for Vec<u8> {
             .ok_or(io::ErrorKind::UnexpectedEof)?;
         buf.copy_from_slice(src);
         Ok(())
+    }
+}
+
+impl ChunkSource for Vec<u8> {
+    fn len(&self) -> io::Result<u64> {
+        ChunkSource::len(self.as_slice())
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.as_slice().read_exact_at(buf, offset)
+    }
+}
+
+impl<T: ChunkSource + ?Sized> ChunkSource for &T {
+    fn len(&self) -> io::Result<u64> {
+        (**self).len()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
     }
 }
 
@@ -154,6 +172,7 @@ impl ChunkCache {
 pub struct SealedDataset<S: ChunkSource> {
     source: S,
     header: Header,
+    class_names: Vec<String>,
     header_len: u64,
     cipher: ChunkCipher,
     chunk_count: u64,
@@ -204,8 +223,9 @@ impl<S: ChunkSource> SealedDataset<S> {
         Self::finish_open(source, header, &encoded, &data_key)
     }
 
-    /// Opens with a dataset's data key, as granted to an enclave. A wrong key is detected when
-    /// the first chunk fails authentication.
+    /// Opens with a dataset's data key, as granted to an enclave. A wrong key is detected here
+    /// when the dataset has sealed class names, otherwise when the first chunk fails
+    /// authentication ([`SealedDataset::check_key`] reads it at once).
     pub fn open_with_data_key(source: S, key: &DataKey) -> Result<Self> {
         let (header, encoded) = Self::read_header(&source)?;
         Self::finish_open(source, header, &encoded, key)
@@ -231,9 +251,13 @@ impl<S: ChunkSource> SealedDataset<S> {
                 actual_len,
             });
         }
+        // Sealed names are opened here, so a wrong key or an edited header is refused at open
+        // even for a dataset whose chunks are never read.
+        let class_names = header.open_class_names(key)?;
         let capacity = (DEFAULT_CACHE_BYTES / header.chunk_size as usize).max(2);
         Ok(Self {
             cipher: ChunkCipher::new(key, encoded),
+            class_names,
             source,
             header_len,
             chunk_count,
@@ -244,6 +268,11 @@ impl<S: ChunkSource> SealedDataset<S> {
             }),
             header,
         })
+    }
+
+    /// The class names, sealed ones opened (empty when the dataset names no classes).
+    pub fn class_names(&self) -> &[String] {
+        &self.class_names
     }
 
     /// Bounds the cache of decrypted chunks to about `bytes` (at least two chunks, so a record
@@ -281,6 +310,13 @@ impl<S: ChunkSource> SealedDataset<S> {
             self.chunk(i)?;
         }
         Ok(())
+    }
+
+    /// Proves the key opens this dataset by authenticating its first chunk (and, at open, its
+    /// sealed class names): a wrong data key, or a header or chunk edited since sealing, is
+    /// refused here instead of when training first reads a record.
+    pub fn check_key(&self) -> Result<()> {
+        self.decrypt_chunk(0).map(drop)
     }
 
     /// Record `index` of split `split`.

@@ -118,7 +118,7 @@ mod tests {
         assert_eq!(
             n.as_ref(),
             &[0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 1],
-            "docs/formats/sealed-dataset-v1.md §Nonce"
+            "docs/formats/sealed-dataset.md §Nonce"
         );
     }
 }

@@ -5,10 +5,40 @@ use std::io::Write;
 use crate::secret::SecretBytes;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::header::{Dtype, Header, Schema};
+use crate::header::{DEFAULT_CHUNK_SIZE, Dtype, Header, Schema};
 use crate::key::MasterKey;
+use crate::names::SealedClassNames;
 use crate::stream::{ChunkCipher, TAG_LEN};
 use crate::{Error, Result};
+
+/// How a dataset is sealed. The default: [`DEFAULT_CHUNK_SIZE`], class names private.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealOptions {
+    /// Plaintext bytes per chunk.
+    pub chunk_size: u32,
+    /// Write the schema's class names into the header in the clear, for anyone holding the file
+    /// (the operator and its host included). When false they are sealed under the data key.
+    pub public_class_names: bool,
+}
+
+impl SealOptions {
+    /// The defaults with another chunk size.
+    pub fn with_chunk_size(chunk_size: u32) -> Self {
+        Self {
+            chunk_size,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for SealOptions {
+    fn default() -> Self {
+        Self {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            public_class_names: false,
+        }
+    }
+}
 
 /// Seals records into a new dataset as they arrive.
 ///
@@ -31,13 +61,15 @@ pub struct SealWriter<W: Write> {
 }
 
 impl<W: Write> SealWriter<W> {
-    /// Starts a dataset with a fresh random id and writes its header to `out`.
-    pub fn new(out: W, key: &MasterKey, schema: Schema, chunk_size: u32) -> Result<Self> {
+    /// Starts a dataset with a fresh random id and writes its header to `out`. The schema's
+    /// class names are sealed unless `options.public_class_names`; [`SealWriter::header`] is the
+    /// header as written.
+    pub fn new(out: W, key: &MasterKey, schema: Schema, options: SealOptions) -> Result<Self> {
         let mut dataset_id = [0u8; 16];
         SystemRandom::new()
             .fill(&mut dataset_id)
             .map_err(|_| Error::Random)?;
-        Self::with_dataset_id(out, key, schema, chunk_size, dataset_id)
+        Self::with_dataset_id(out, key, schema, options, dataset_id)
     }
 
     /// Like [`SealWriter::new`] with a chosen dataset id. Only for tests that need reproducible
@@ -46,21 +78,44 @@ impl<W: Write> SealWriter<W> {
     pub fn with_dataset_id(
         mut out: W,
         key: &MasterKey,
-        schema: Schema,
-        chunk_size: u32,
+        mut schema: Schema,
+        options: SealOptions,
         dataset_id: [u8; 16],
     ) -> Result<Self> {
+        // The names are checked in the clear first, so a bad name is refused the same way
+        // whether it would be public or sealed.
+        schema.validate()?;
+        let data_key = key.data_key(&dataset_id);
+        let sealed_class_names = if options.public_class_names || schema.class_names.is_empty() {
+            None
+        } else {
+            let names = std::mem::take(&mut schema.class_names);
+            Some(SealedClassNames::seal(
+                &data_key,
+                &dataset_id,
+                &key.id(),
+                schema.classes,
+                &names,
+            )?)
+        };
         let header = Header {
             dataset_id,
             key_id: key.id(),
-            chunk_size,
+            chunk_size: options.chunk_size,
             schema,
+            sealed_class_names,
         };
         header.validate()?;
         let encoded = header.encode();
+        if encoded.len() > crate::header::PREAMBLE_LEN + crate::header::MAX_HEADER_BODY as usize {
+            return Err(Error::InvalidHeader(format!(
+                "header of {} bytes exceeds the format's limit",
+                encoded.len()
+            )));
+        }
         out.write_all(&encoded)?;
-        let cipher = ChunkCipher::new(&key.data_key(&dataset_id), &encoded);
-        let chunk_size = chunk_size as usize;
+        let cipher = ChunkCipher::new(&data_key, &encoded);
+        let chunk_size = options.chunk_size as usize;
         Ok(Self {
             out,
             cipher,

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 use chiron_seal::{
-    Dtype, Error, Header, MIN_CHUNK_SIZE, MasterKey, Schema, SealWriter, SealedDataset, Split,
-    TAG_LEN,
+    Dtype, Error, Header, MIN_CHUNK_SIZE, MasterKey, Schema, SealOptions, SealWriter,
+    SealedDataset, Split, TAG_LEN,
 };
 use proptest::prelude::*;
 
@@ -37,7 +37,13 @@ fn record(i: u64, salt: u8) -> (Vec<u8>, u32) {
 
 /// 300 records of 79 bytes in 4 KiB chunks: 6 chunks, the last partly padding.
 fn sealed(key: &MasterKey, salt: u8) -> Vec<u8> {
-    let mut w = SealWriter::new(Vec::new(), key, schema(200, 100), MIN_CHUNK_SIZE).unwrap();
+    let mut w = SealWriter::new(
+        Vec::new(),
+        key,
+        schema(200, 100),
+        SealOptions::with_chunk_size(MIN_CHUNK_SIZE),
+    )
+    .unwrap();
     for i in 0..300 {
         let (f, l) = record(i, salt);
         w.push(&f, l).unwrap();
@@ -316,7 +322,13 @@ fn wrong_keys_are_rejected() {
 #[test]
 fn writer_refuses_bad_records_without_losing_state() {
     let key = MasterKey::from_bytes([1; 32]);
-    let mut w = SealWriter::new(Vec::new(), &key, schema(2, 1), MIN_CHUNK_SIZE).unwrap();
+    let mut w = SealWriter::new(
+        Vec::new(),
+        &key,
+        schema(2, 1),
+        SealOptions::with_chunk_size(MIN_CHUNK_SIZE),
+    )
+    .unwrap();
     let (f, _) = record(0, 0);
     w.push(&f, 1).unwrap();
     assert!(w.push(&f[1..], 1).is_err(), "short record");
@@ -330,7 +342,13 @@ fn writer_refuses_bad_records_without_losing_state() {
     assert_eq!(ds.verify(|_| {}).unwrap().records, 3);
     assert_eq!(ds.record(1, 0).unwrap().label, 3);
 
-    let mut w = SealWriter::new(Vec::new(), &key, schema(2, 1), MIN_CHUNK_SIZE).unwrap();
+    let mut w = SealWriter::new(
+        Vec::new(),
+        &key,
+        schema(2, 1),
+        SealOptions::with_chunk_size(MIN_CHUNK_SIZE),
+    )
+    .unwrap();
     w.push(&f, 0).unwrap();
     assert!(
         matches!(w.finish(), Err(Error::BadRecord(_))),
@@ -340,7 +358,13 @@ fn writer_refuses_bad_records_without_losing_state() {
     let mut f32_schema = schema(1, 1);
     f32_schema.dtype = Dtype::F32;
     f32_schema.shape = vec![2];
-    let mut w = SealWriter::new(Vec::new(), &key, f32_schema, MIN_CHUNK_SIZE).unwrap();
+    let mut w = SealWriter::new(
+        Vec::new(),
+        &key,
+        f32_schema,
+        SealOptions::with_chunk_size(MIN_CHUNK_SIZE),
+    )
+    .unwrap();
     let nan: Vec<u8> = [1.0f32, f32::NAN]
         .iter()
         .flat_map(|v| v.to_le_bytes())
@@ -409,7 +433,7 @@ proptest! {
     #[test]
     fn any_dataset_round_trips_and_any_flip_is_caught((schema, records, chunk) in arb_dataset(), flip in any::<prop::sample::Index>()) {
         let key = MasterKey::from_bytes([5; 32]);
-        let mut w = SealWriter::new(Vec::new(), &key, schema.clone(), chunk).unwrap();
+        let mut w = SealWriter::new(Vec::new(), &key, schema.clone(), SealOptions::with_chunk_size(chunk)).unwrap();
         for (f, l) in &records {
             w.push(f, *l).unwrap();
         }
@@ -430,4 +454,103 @@ proptest! {
         bad[i] ^= 0x40;
         prop_assert!(open_and_verify(bad, &key).is_err());
     }
+}
+
+/// `schema(20, 10)` with class names, sealed with `options`.
+fn named(key: &MasterKey, names: &[&str], options: SealOptions) -> Vec<u8> {
+    let mut schema = schema(20, 10);
+    schema.class_names = names.iter().map(|n| n.to_string()).collect();
+    let mut w = SealWriter::new(Vec::new(), key, schema, options).unwrap();
+    for i in 0..30 {
+        let (f, l) = record(i, 0);
+        w.push(&f, l).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+const PETS: [&str; 10] = [
+    "tabby", "beagle", "parrot", "goldfish", "hamster", "iguana", "ferret", "rabbit", "canary",
+    "gecko",
+];
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn class_names_are_sealed_by_default_and_open_only_with_the_key() {
+    let key = MasterKey::from_bytes([1; 32]);
+    let file = named(&key, &PETS, SealOptions::default());
+    for name in PETS {
+        assert!(!contains(&file, name.as_bytes()), "{name} in the clear");
+    }
+    let (header, _) = SealedDataset::read_header(&file).unwrap();
+    assert!(header.schema.class_names.is_empty());
+    assert!(header.has_class_names());
+    let opened = SealedDataset::open(file.clone(), &key).unwrap();
+    assert_eq!(opened.class_names(), PETS);
+    opened.check_key().unwrap();
+    // The enclave's path: the data key opens them too.
+    let data_key = key.data_key(&header.dataset_id);
+    let granted = SealedDataset::open_with_data_key(file.clone(), &data_key).unwrap();
+    assert_eq!(granted.class_names(), PETS);
+
+    // Another dataset's data key is refused at open, before any chunk is read.
+    let other = MasterKey::from_bytes([2; 32]).data_key(&header.dataset_id);
+    assert!(matches!(
+        SealedDataset::open_with_data_key(file.clone(), &other),
+        Err(Error::ClassNamesAuthentication)
+    ));
+    // Any byte of the sealed names flipped: refused at open.
+    let hl = header_len(&file);
+    let sealed_len = header.sealed_class_names.as_ref().unwrap().len();
+    let splits_len = 1 + (1 + 5 + 8) + (1 + 4 + 8);
+    let names_start = hl - splits_len - sealed_len;
+    for offset in [0, sealed_len / 2, sealed_len - 1] {
+        let mut bad = file.clone();
+        bad[names_start + offset] ^= 0x40;
+        assert!(matches!(
+            SealedDataset::open(bad, &key),
+            Err(Error::ClassNamesAuthentication)
+        ));
+    }
+}
+
+#[test]
+fn sealed_names_of_one_length_bucket_give_files_of_one_size() {
+    let key = MasterKey::from_bytes([1; 32]);
+    let short: Vec<String> = (0..10).map(|c| format!("c{c}")).collect();
+    let short: Vec<&str> = short.iter().map(String::as_str).collect();
+    let a = named(&key, &PETS, SealOptions::default());
+    let b = named(&key, &short, SealOptions::default());
+    assert_eq!(a.len(), b.len());
+    // Public names are in the clear and their length shows.
+    let public = SealOptions {
+        public_class_names: true,
+        ..SealOptions::default()
+    };
+    let c = named(&key, &PETS, public);
+    assert!(contains(&c, b"goldfish"));
+    let (header, _) = SealedDataset::read_header(&c).unwrap();
+    assert_eq!(header.schema.class_names, PETS);
+    assert!(header.sealed_class_names.is_none());
+    assert_eq!(SealedDataset::open(c, &key).unwrap().class_names(), PETS);
+}
+
+#[test]
+fn check_key_authenticates_the_first_chunk() {
+    let key = MasterKey::from_bytes([1; 32]);
+    let mut file = sealed(&key, 0);
+    let hl = header_len(&file);
+    SealedDataset::open(file.clone(), &key)
+        .unwrap()
+        .check_key()
+        .unwrap();
+    file[hl + 5] ^= 1;
+    // Open checks sizes and names only; the damaged chunk shows at check_key.
+    let opened = SealedDataset::open(file, &key).unwrap();
+    assert!(matches!(
+        opened.check_key(),
+        Err(Error::ChunkAuthentication { chunk: 0, .. })
+    ));
 }

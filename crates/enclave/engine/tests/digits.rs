@@ -10,7 +10,7 @@ use chiron_engine::{
     Engine, EngineConfig, Init, LrConfig, Normalize, RecordSource, Schedule, SealedRecords,
     SgdConfig,
 };
-use chiron_seal::{DEFAULT_CHUNK_SIZE, MasterKey, SealedDataset};
+use chiron_seal::{MasterKey, SealOptions, SealedDataset};
 
 fn sealed_digits() -> SealedRecords {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../data/digits/digits.csv.gz");
@@ -25,7 +25,7 @@ fn sealed_digits() -> SealedRecords {
         .unwrap();
     let key = MasterKey::from_bytes([7u8; 32]);
     let (sealed, _) = dataset
-        .seal(Vec::new(), &key, DEFAULT_CHUNK_SIZE, |_| {})
+        .seal(Vec::new(), &key, SealOptions::default(), |_| {})
         .unwrap();
     let opened = SealedDataset::open(sealed, &key).unwrap();
     SealedRecords::preload(&opened).unwrap()

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use chiron_engine::{Augment, Engine, EngineError, Normalize, RecordSource, SealedRecords};
 use chiron_seal::{
-    ChunkSource, Dtype, MIN_CHUNK_SIZE, MasterKey, Schema, SealWriter, SealedDataset, Split,
+    ChunkSource, Dtype, MIN_CHUNK_SIZE, MasterKey, Schema, SealOptions, SealWriter, SealedDataset,
+    Split,
 };
 
 /// A sealed file in memory that logs every read the reader makes.
@@ -51,7 +52,13 @@ fn sealed() -> (Vec<u8>, MasterKey) {
             },
         ],
     };
-    let mut w = SealWriter::new(Vec::new(), &key, schema, MIN_CHUNK_SIZE).unwrap();
+    let mut w = SealWriter::new(
+        Vec::new(),
+        &key,
+        schema,
+        SealOptions::with_chunk_size(MIN_CHUNK_SIZE),
+    )
+    .unwrap();
     for r in 0..TRAIN + TEST {
         let features: Vec<u8> = (0..16).map(|k| pixel(r, k)).collect();
         w.push(&features, r % 5).unwrap();

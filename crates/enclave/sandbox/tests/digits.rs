@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chiron_data::csv::{CsvOptions, import};
 use chiron_engine::{EngineConfig, SealedRecords};
 use chiron_sandbox::{Metric, TensorData, TrainConfig, TrainerModule, run_predict, run_train};
-use chiron_seal::{DEFAULT_CHUNK_SIZE, MasterKey, SealedDataset};
+use chiron_seal::{MasterKey, SealOptions, SealedDataset};
 use common::{fixture, sandbox};
 
 /// The digits dataset, shape [1, 8, 8], split 80/20 with seed 42: sealed and preloaded for the
@@ -43,7 +43,7 @@ fn digits() -> (SealedRecords, TensorData, Vec<u32>) {
 
     let key = MasterKey::from_bytes([42u8; 32]);
     let (sealed, _) = dataset
-        .seal(Vec::new(), &key, DEFAULT_CHUNK_SIZE, |_| {})
+        .seal(Vec::new(), &key, SealOptions::default(), |_| {})
         .unwrap();
     let opened = SealedDataset::open(sealed, &key).unwrap();
     (SealedRecords::preload(&opened).unwrap(), input, labels)

@@ -5,23 +5,26 @@
 //! sends each job the same requests — `--batch` inputs each, `--concurrency` at a time — and
 //! reports the latency the owner saw (p50, p90, p99), throughput, failures and the enclave's
 //! resident memory. A latency of 0 is the policy that answers as soon as the trainer has (no
-//! fixed reply time): the baseline the fixed times are compared with.
+//! fixed reply time): the baseline the fixed times are compared with. With `--host-process` the
+//! host runs as `chiron-host` in a process of its own, so its memory is measured apart from
+//! this process's load generator.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chiron_connect::Settings;
 use chiron_host::Host;
 use chiron_proto::enclave::PredictRequest;
 use chiron_proto::vocab::JobPhase;
-use chiron_seal::{DEFAULT_CHUNK_SIZE, MasterKey};
+use chiron_seal::{MasterKey, SealOptions};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::CliResult;
 use super::dataset::seal_to_path;
-use super::demo::start_local_service;
+use super::demo::{SIM_POLICY, enclave_program, start_local_service};
 use super::service;
+use crate::ui::outln;
 
 /// The example `cnn` trainer (trainers/cnn), prebuilt as a component.
 const CNN_TRAINER: &[u8] =
@@ -69,6 +72,10 @@ pub struct PredictBenchArgs {
     /// a thread of its own with the cores kept busy; `false` shows what that costs.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     constant_cpu: bool,
+    /// Run the host as `chiron-host` (found next to this program) in a process of its own, so
+    /// the host's resident memory is sampled apart from this load generator's.
+    #[arg(long)]
+    host_process: bool,
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -94,7 +101,8 @@ struct Measured {
     failures: usize,
     seconds: f64,
     rss_kib: (u64, u64),
-    /// (seconds into the run, enclave RSS KiB, host process RSS KiB), every 10 s.
+    /// (seconds into the run, enclave RSS KiB, host process RSS KiB), every 10 s; the host
+    /// process is this one (host and load generator) unless `--host-process`.
     rss_over_time: Vec<(f64, u64, u64)>,
 }
 
@@ -125,9 +133,14 @@ async fn predict(args: &PredictBenchArgs) -> CliResult {
         .ok_or("the IDX data has no test split (t10k files)")?;
     let per_record = dataset.feature_bytes() / dataset.dtype.size();
     let sealed = work.join("data.chd");
-    seal_to_path(&dataset, &key, DEFAULT_CHUNK_SIZE, &sealed)?;
+    seal_to_path(&dataset, &key, SealOptions::default(), &sealed)?;
 
-    let (host, settings) = start_local_service(work).await?;
+    let (host, settings) = if args.host_process {
+        ServiceUnderLoad::start_process(work).await?
+    } else {
+        let (host, settings) = start_local_service(work).await?;
+        (ServiceUnderLoad::InProcess(host), settings)
+    };
     let trainer = match &args.trainer {
         Some(path) => {
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
@@ -187,13 +200,14 @@ async fn predict(args: &PredictBenchArgs) -> CliResult {
         let sampler = {
             let samples = samples.clone();
             let enclave = host.enclave_pid().map(|p| format!("/proc/{p}/status"));
+            let host_status = host.status_path();
             tokio::spawn(async move {
                 let start = Instant::now();
                 loop {
                     let sample = (
                         start.elapsed().as_secs_f64(),
                         enclave.as_deref().map_or(0, rss_kib),
-                        rss_kib("/proc/self/status"),
+                        rss_kib(&host_status),
                     );
                     if let Ok(mut s) = samples.lock() {
                         s.push(sample);
@@ -211,7 +225,7 @@ async fn predict(args: &PredictBenchArgs) -> CliResult {
         rss_over_time.push((
             seconds,
             enclave_rss_kib(&host),
-            rss_kib("/proc/self/status"),
+            rss_kib(&host.status_path()),
         ));
         results.push(Measured {
             latency_ms: *latency,
@@ -225,24 +239,33 @@ async fn predict(args: &PredictBenchArgs) -> CliResult {
     host.shutdown().await;
 
     match args.duration_seconds {
-        Some(secs) => println!(
+        Some(secs) => outln!(
             "predictions of {} input(s) for {secs} s per job, {} at a time (owner's latency, ms)",
-            args.batch, args.concurrency
+            args.batch,
+            args.concurrency
         ),
-        None => println!(
+        None => outln!(
             "predictions of {} input(s), {} requests, {} at a time (owner's latency, ms)",
-            args.batch, args.requests, args.concurrency
+            args.batch,
+            args.requests,
+            args.concurrency
         ),
     }
-    println!(
+    outln!(
         "  {:>10} {:>8} {:>8} {:>8} {:>12} {:>9} {:>16}",
-        "latency_ms", "p50", "p90", "p99", "inputs/s", "failures", "enclave RSS MiB"
+        "latency_ms",
+        "p50",
+        "p90",
+        "p99",
+        "inputs/s",
+        "failures",
+        "enclave RSS MiB"
     );
     let rows: Vec<serde_json::Value> = results
         .iter()
         .map(|m| {
             let throughput = (m.seen.len() * args.batch as usize) as f64 / m.seconds;
-            println!(
+            outln!(
                 "  {:>10} {:>8.2} {:>8.2} {:>8.2} {:>12.0} {:>9} {:>7.0} → {:>6.0}",
                 if m.latency_ms == 0 {
                     "none".to_string()
@@ -270,14 +293,14 @@ async fn predict(args: &PredictBenchArgs) -> CliResult {
         })
         .collect();
     if args.duration_seconds.is_some() {
-        println!("resident memory over each run (MiB; growth from the first sample)");
+        outln!("resident memory over each run (MiB; growth from the first sample)");
         for m in &results {
             let (Some(first), Some(last)) = (m.rss_over_time.first(), m.rss_over_time.last())
             else {
                 continue;
             };
             let growth = |a: u64, b: u64| (b as f64 / a.max(1) as f64 - 1.0) * 100.0;
-            println!(
+            outln!(
                 "  latency {:>5}: enclave {:.0} → {:.0} ({:+.1} %), host {:.0} → {:.0} ({:+.1} %) \
                  over {:.0} s, {} samples",
                 m.latency_ms,
@@ -293,7 +316,7 @@ async fn predict(args: &PredictBenchArgs) -> CliResult {
         }
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "batch": args.batch,
@@ -376,8 +399,117 @@ async fn load(
 /// How often `--duration-seconds` runs sample resident memory.
 const RSS_SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The service the load goes to: the host in this process (as `chiron demo` runs it), or
+/// `chiron-host` in a child process with its enclave.
+enum ServiceUnderLoad {
+    InProcess(Host),
+    Process {
+        host: tokio::process::Child,
+        host_pid: u32,
+    },
+}
+
+impl ServiceUnderLoad {
+    /// Starts `chiron-host` (next to this program) on loopback ports it picks, as `chiron demo`
+    /// configures its host, and reads the addresses it prints.
+    async fn start_process(work: &Path) -> CliResult<(Self, Settings)> {
+        use tokio::io::AsyncBufReadExt;
+        let program = std::env::current_exe()?.with_file_name("chiron-host");
+        if !program.exists() {
+            return Err(format!(
+                "{} not found: build it next to chiron (cargo build --release -p chiron-host)",
+                program.display()
+            )
+            .into());
+        }
+        // Listen addresses default to loopback ports the host picks.
+        let path_value = |p: &Path| toml::Value::from(p.display().to_string());
+        let mut enclave = toml::Table::new();
+        enclave.insert("program".into(), path_value(&enclave_program()?));
+        let key = path_value(&work.join("sim-platform.key"));
+        enclave.insert("args".into(), vec!["--platform-key".into(), key].into());
+        let mut table = toml::Table::new();
+        table.insert("store".into(), path_value(&work.join("host-store")));
+        table.insert("enclave".into(), enclave.into());
+        let config = work.join("host.toml");
+        std::fs::write(&config, toml::to_string(&table)?)?;
+        let mut child = tokio::process::Command::new(&program)
+            .arg("--config")
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let host_pid = child.id().ok_or("chiron-host exited at once")?;
+        let stdout = child.stdout.take().ok_or("chiron-host has no stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let (mut api, mut enclave) = (None, None);
+        while api.is_none() || enclave.is_none() {
+            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+                .await
+                .map_err(|_| "chiron-host did not print its addresses within 60 s")??
+                .ok_or("chiron-host exited before printing its addresses")?;
+            if let Some(a) = line.strip_prefix("api ") {
+                api = Some(a.to_string());
+            } else if let Some(e) = line.strip_prefix("enclave ") {
+                enclave = Some(e.to_string());
+            }
+        }
+        // Nothing more is expected on standard output (the transcript echo goes to standard
+        // error), but whatever comes is read, so the host never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let policy_path = work.join("development-sim.toml");
+        std::fs::write(&policy_path, SIM_POLICY)?;
+        let settings = Settings {
+            host_api: format!("http://{}", api.unwrap_or_default()),
+            enclave: enclave.unwrap_or_default(),
+            attestation_policy: policy_path,
+        };
+        Ok((
+            Self::Process {
+                host: child,
+                host_pid,
+            },
+            settings,
+        ))
+    }
+
+    /// The enclave's process id, once it runs.
+    fn enclave_pid(&self) -> Option<u32> {
+        match self {
+            Self::InProcess(host) => host.enclave_pid(),
+            // The host's only child: listed by whichever of its threads started it.
+            Self::Process { host_pid, .. } => std::fs::read_dir(format!("/proc/{host_pid}/task"))
+                .ok()?
+                .flatten()
+                .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+                .find_map(|children| children.split_whitespace().next()?.parse().ok()),
+        }
+    }
+
+    /// The `/proc/…/status` file of the process the host runs in.
+    fn status_path(&self) -> String {
+        match self {
+            Self::InProcess(_) => "/proc/self/status".to_string(),
+            Self::Process { host_pid, .. } => format!("/proc/{host_pid}/status"),
+        }
+    }
+
+    /// Stops the host and its enclave (which exits when the host's pipe to it closes).
+    async fn shutdown(self) {
+        match self {
+            Self::InProcess(host) => host.shutdown().await,
+            Self::Process { mut host, .. } => {
+                let _ = host.kill().await;
+            }
+        }
+    }
+}
+
 /// The enclave process's resident memory (`VmRSS`), or 0 if it cannot be read.
-fn enclave_rss_kib(host: &Host) -> u64 {
+fn enclave_rss_kib(host: &ServiceUnderLoad) -> u64 {
     host.enclave_pid()
         .map_or(0, |pid| rss_kib(&format!("/proc/{pid}/status")))
 }

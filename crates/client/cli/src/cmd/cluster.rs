@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::CliResult;
 use super::demo::{SIM_POLICY, enclave_program};
+use crate::ui::outln;
 
 /// `chiron cluster` subcommands.
 #[derive(Subcommand)]
@@ -200,26 +201,27 @@ async fn up(args: &UpArgs) -> CliResult {
             policy_path.display()
         ),
     )?;
-    println!(
+    outln!(
         "cluster up: 1 service enclave (parameter server) and {} worker enclaves, sim TEE",
         args.workers
     );
-    println!(
+    outln!(
         "  host API {}   enclave {}",
-        server.api_addr, server.enclave_addr
+        server.api_addr,
+        server.enclave_addr
     );
-    println!("  connect with --connect {}", client.display());
-    println!(
+    outln!("  connect with --connect {}", client.display());
+    outln!(
         "  a job runs distributed when its policy has [distributed] workers = 1..={}",
         args.workers
     );
     if args.observe {
-        println!(
+        outln!(
             "  peer links observed: {}",
             dir.join("links.json").display()
         );
     }
-    println!("  Ctrl-C stops the cluster");
+    outln!("  Ctrl-C stops the cluster");
 
     let links = dir.join("links.json");
     let mut tick = tokio::time::interval(Duration::from_secs(1));

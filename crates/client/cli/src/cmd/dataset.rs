@@ -5,23 +5,30 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use chiron_data::{Dataset, cifar, csv, idx, images, npy};
-use chiron_seal::{DEFAULT_CHUNK_SIZE, FORMAT_VERSION, Header, MasterKey, SealedDataset};
+use chiron_seal::{
+    DEFAULT_CHUNK_SIZE, FORMAT_VERSION, Header, MasterKey, SealOptions, SealedDataset,
+};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::CliResult;
 use crate::ui;
+use crate::ui::outln;
 
 /// Dataset subcommands.
 #[derive(Subcommand)]
 pub enum DatasetCommand {
     /// Import data in a common format and seal it under the owner's key.
     Seal(Box<SealArgs>),
-    /// Print a sealed dataset's public header (no key needed).
+    /// Print a sealed dataset's public header (no key needed; with `--key`, also the sealed
+    /// class names).
     Inspect {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// The owner's key file: opens the class names sealed in the header.
+        #[arg(long)]
+        key: Option<PathBuf>,
         /// The sealed dataset.
         file: PathBuf,
     },
@@ -46,7 +53,7 @@ pub enum Format {
     Csv,
     /// NumPy .npy pairs: FEATURES LABELS [TEST_FEATURES TEST_LABELS].
     Npy,
-    /// Folders of PNG/JPEG images, one sub-folder per class.
+    /// Folders of images (PNG, JPEG, BMP, GIF, WebP, TIFF, ...), one sub-folder per class.
     Images,
 }
 
@@ -58,8 +65,9 @@ enum CifarVariantArg {
     Hundred,
 }
 
+/// `--missing`: what an empty CSV cell becomes (`dataset seal` and `predict`).
 #[derive(Clone, Copy, ValueEnum)]
-enum MissingArg {
+pub(crate) enum MissingArg {
     /// A missing cell is an error.
     Error,
     /// A missing cell becomes 0.
@@ -99,9 +107,13 @@ pub struct SealArgs {
     /// Name the classes, comma-separated.
     #[arg(long, value_delimiter = ',')]
     class_names: Option<Vec<String>>,
-    /// Leave class names out of the header (the header is public: the operator can read it).
-    #[arg(long)]
+    /// Leave class names out entirely (predictions then show class numbers).
+    #[arg(long, conflicts_with = "public_class_names")]
     drop_class_names: bool,
+    /// Write class names into the header in the clear, where the operator and its host can read
+    /// them. By default they are sealed: only the owner's key opens them.
+    #[arg(long)]
+    public_class_names: bool,
     /// Plaintext bytes per chunk.
     #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
     chunk_size: u32,
@@ -132,9 +144,25 @@ pub struct SealArgs {
     /// Images: declared shape C,H,W (default: the first image's).
     #[arg(long, value_delimiter = ',', num_args = 1)]
     image_shape: Option<Vec<u32>>,
+    /// Images: skip files in class folders that are not images of a readable format (and say
+    /// how many) instead of refusing them.
+    #[arg(long)]
+    skip_unknown: bool,
 }
 
-fn parse_mapping(s: &str) -> Result<(String, f32), String> {
+impl MissingArg {
+    /// The importer's policy for this flag value.
+    pub(crate) fn policy(self) -> csv::MissingPolicy {
+        match self {
+            MissingArg::Error => csv::MissingPolicy::Error,
+            MissingArg::Zero => csv::MissingPolicy::Zero,
+            MissingArg::Mean => csv::MissingPolicy::Mean,
+        }
+    }
+}
+
+/// Parses a `--map-value TEXT=NUMBER` argument.
+pub(crate) fn parse_mapping(s: &str) -> Result<(String, f32), String> {
     let (text, value) = s
         .rsplit_once('=')
         .ok_or_else(|| format!("expected TEXT=NUMBER, got {s:?}"))?;
@@ -152,14 +180,18 @@ fn parse_mapping(s: &str) -> Result<(String, f32), String> {
 pub fn run(command: DatasetCommand) -> CliResult {
     match command {
         DatasetCommand::Seal(args) => seal(&args),
-        DatasetCommand::Inspect { json, file } => inspect(&file, json),
+        DatasetCommand::Inspect { json, key, file } => inspect(&file, key.as_deref(), json),
         DatasetCommand::Verify { key, file } => verify(&key, &file),
     }
 }
 
 fn seal(args: &SealArgs) -> CliResult {
     // Read the key first: a bad key path should fail before minutes of importing.
-    let key = MasterKey::read_file(&args.key)?;
+    let key = super::keygen::read_key(&args.key)?;
+    // Installed before any output file exists, so Ctrl-C or SIGTERM never leaves the hidden
+    // temporary file of `seal_to_path` behind (`dataset seal` has no other use for them).
+    ui::remove_partial_files_on_signal()
+        .map_err(|e| format!("cannot watch for interrupt signals: {e}"))?;
     if args.out.exists() {
         return Err(format!(
             "{} already exists; refusing to overwrite it",
@@ -170,7 +202,14 @@ fn seal(args: &SealArgs) -> CliResult {
     let spinner = ui::spinner("importing");
     let imported = import(args);
     spinner.finish_and_clear();
-    let mut dataset = imported?;
+    let (mut dataset, skipped) = imported?;
+    if skipped > 0 {
+        eprintln!(
+            "chiron: skipped {skipped} entr{} of class folders that are not images \
+             (--skip-unknown)",
+            if skipped == 1 { "y" } else { "ies" }
+        );
+    }
     if let Some(shape) = &args.shape {
         dataset.reshape(shape.clone())?;
     }
@@ -186,21 +225,32 @@ fn seal(args: &SealArgs) -> CliResult {
     if let Some(fraction) = args.test_fraction {
         dataset = dataset.split_by_fraction(fraction, args.seed.unwrap_or_default())?;
     }
-    let header = seal_to_path(&dataset, &key, args.chunk_size, &args.out)?;
-    println!(
-        "sealed {} records ({}) into {} under key id {}",
+    let options = SealOptions {
+        chunk_size: args.chunk_size,
+        public_class_names: args.public_class_names,
+    };
+    let header = seal_to_path(&dataset, &key, options, &args.out)?;
+    outln!(
+        "sealed {} records ({}) into {} under key id {}; {}",
         header.schema.total_records(),
         split_summary(&header),
         args.out.display(),
-        header.key_id
+        header.key_id,
+        names_summary(&header)
     );
     Ok(())
 }
 
-fn import(args: &SealArgs) -> CliResult<Dataset> {
+/// The imported dataset and how many entries `--skip-unknown` skipped.
+fn import(args: &SealArgs) -> CliResult<(Dataset, usize)> {
     let inputs = &args.inputs;
-    Ok(match args.format {
-        Format::Idx => idx::import(inputs)?,
+    let dataset = match args.format {
+        Format::Idx => idx::import_with(
+            inputs,
+            &idx::IdxOptions {
+                classes: args.classes,
+            },
+        )?,
         Format::Cifar => {
             let variant = args.cifar_variant.map(|v| match v {
                 CifarVariantArg::Ten => cifar::Variant::Cifar10,
@@ -220,11 +270,7 @@ fn import(args: &SealArgs) -> CliResult<Dataset> {
                 label_column: args.label_column.clone().unwrap_or_default(),
                 has_header: !args.no_header,
                 delimiter,
-                missing: match args.missing {
-                    MissingArg::Error => csv::MissingPolicy::Error,
-                    MissingArg::Zero => csv::MissingPolicy::Zero,
-                    MissingArg::Mean => csv::MissingPolicy::Mean,
-                },
+                missing: args.missing.policy(),
                 value_map: args.map_value.clone(),
             };
             csv::import(inputs, &opts)?
@@ -236,9 +282,14 @@ fn import(args: &SealArgs) -> CliResult<Dataset> {
                 Some(&[c, h, w]) => Some([c, h, w]),
                 Some(_) => return Err("--image-shape takes three numbers: C,H,W".into()),
             };
-            images::import(inputs, &images::ImageOptions { shape })?
+            let opts = images::ImageOptions {
+                shape,
+                skip_unknown: args.skip_unknown,
+            };
+            return Ok(images::import_counting(inputs, &opts)?);
         }
-    })
+    };
+    Ok((dataset, 0))
 }
 
 /// Seals `dataset` into a temporary file beside `out` and renames it into place only when
@@ -246,7 +297,7 @@ fn import(args: &SealArgs) -> CliResult<Dataset> {
 pub fn seal_to_path(
     dataset: &Dataset,
     key: &MasterKey,
-    chunk_size: u32,
+    options: SealOptions,
     out: &Path,
 ) -> CliResult<Header> {
     let dir = match out.parent() {
@@ -257,12 +308,14 @@ pub fn seal_to_path(
         .prefix(".chiron-seal-")
         .tempfile_in(dir)
         .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
+    // Deleted on SIGINT/SIGTERM where the command watches for them; unregistered on return.
+    let _partial = ui::remove_on_signal(tmp.path());
     let total: u64 = dataset.splits.iter().map(|s| s.labels.len() as u64).sum();
     let bar = ui::bar(total, "sealing", "records");
     let (writer, header) = dataset.seal(
         BufWriter::with_capacity(1 << 20, tmp.as_file()),
         key,
-        chunk_size,
+        options,
         |n| bar.set_position(n),
     )?;
     bar.finish_and_clear();
@@ -275,30 +328,66 @@ pub fn seal_to_path(
     Ok(header)
 }
 
-fn inspect(file: &Path, json: bool) -> CliResult {
+/// How the header holds class names, for the owner: `class names sealed (only the owner's key
+/// opens them)`, `class names public`, or `no class names`.
+fn names_summary(header: &Header) -> &'static str {
+    if header.sealed_class_names.is_some() {
+        "class names sealed (only the owner's key opens them)"
+    } else if header.schema.class_names.is_empty() {
+        "no class names"
+    } else {
+        "class names public (readable by anyone holding the file)"
+    }
+}
+
+/// The class names of the sealed dataset at `file` for the holder of `key`: public ones as they
+/// are, sealed ones opened (a wrong key or an edited header is refused, naming which).
+pub fn open_class_names(file: &Path, key: &MasterKey) -> CliResult<Vec<String>> {
+    let dataset = SealedDataset::open_path(file, key)
+        .map_err(|e| format!("cannot open the class names of {}: {e}", file.display()))?;
+    Ok(dataset.class_names().to_vec())
+}
+
+fn inspect(file: &Path, key: Option<&Path>, json: bool) -> CliResult {
     let source = File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
     let (header, encoded) = SealedDataset::read_header(&source)?;
     let file_bytes = source.metadata()?.len();
+    let opened_names = match key {
+        Some(key) => Some(open_class_names(file, &super::keygen::read_key(key)?)?),
+        None => None,
+    };
     if json {
-        println!("{}", header_json(&header, encoded.len() as u64, file_bytes));
+        let mut value = header_json(&header, encoded.len() as u64, file_bytes);
+        if let Some(names) = opened_names {
+            value["class_names"] = json!(names);
+        }
+        outln!("{value}");
         return Ok(());
     }
     let s = &header.schema;
-    println!("Chiron sealed dataset, format version {FORMAT_VERSION}");
-    println!("  dataset id  {}", hex(&header.dataset_id));
-    println!("  key id      {}", header.key_id);
-    println!(
+    outln!("Chiron sealed dataset, format version {FORMAT_VERSION}");
+    outln!("  dataset id  {}", hex(&header.dataset_id));
+    outln!("  key id      {}", header.key_id);
+    outln!(
         "  records     {} of dtype {}, shape {:?}",
         s.total_records(),
         s.dtype.name(),
         s.shape
     );
-    println!("  classes     {}", s.classes);
-    if !s.class_names.is_empty() {
-        println!("  class names {}", s.class_names.join(", "));
+    outln!("  classes     {}", s.classes);
+    match (&opened_names, &header.sealed_class_names) {
+        (Some(names), _) if !names.is_empty() => outln!("  class names {}", names.join(", ")),
+        (_, Some(sealed)) => outln!(
+            "  class names sealed ({} bytes; --key with the owner's key opens them)",
+            sealed.len()
+        ),
+        _ if !s.class_names.is_empty() => {
+            outln!("  class names {} (public)", s.class_names.join(", "));
+        }
+        _ => outln!("  class names none (classes are numbered)"),
     }
-    println!("  splits      {}", split_summary(&header));
-    println!(
+    outln!("  splits      {}", split_summary(&header));
+    outln!(
         "  chunks      {} of {} plaintext bytes (+16-byte tag); file {} bytes",
         header.chunk_count(),
         header.chunk_size,
@@ -323,6 +412,7 @@ pub fn header_json(header: &Header, header_bytes: u64, file_bytes: u64) -> serde
         "shape": s.shape,
         "classes": s.classes,
         "class_names": s.class_names,
+        "sealed_class_names_bytes": header.sealed_class_names.as_ref().map(|n| n.len()),
         "splits": splits,
         "records": s.total_records(),
         "chunk_size": header.chunk_size,
@@ -333,14 +423,14 @@ pub fn header_json(header: &Header, header_bytes: u64, file_bytes: u64) -> serde
 }
 
 fn verify(key: &Path, file: &Path) -> CliResult {
-    let key = MasterKey::read_file(key)?;
+    let key = super::keygen::read_key(key)?;
     let dataset =
         SealedDataset::open_path(file, &key).map_err(|e| format!("verification failed: {e}"))?;
     let bar = ui::bar(dataset.chunk_count(), "verifying", "chunks");
     let report = dataset.verify(|n| bar.set_position(n));
     bar.finish_and_clear();
     let report = report.map_err(|e| format!("verification failed: {e}"))?;
-    println!(
+    outln!(
         "ok: {} chunks authenticated, {} records well formed ({})",
         report.chunks,
         report.records,

@@ -13,13 +13,14 @@ use chiron_connect::Settings;
 use chiron_data::csv::{CsvOptions, MissingPolicy};
 use chiron_host::{EnclaveCommand, Host, HostConfig};
 use chiron_proto::vocab::JobPhase;
-use chiron_seal::{DEFAULT_CHUNK_SIZE, MasterKey, SealedDataset};
+use chiron_seal::{MasterKey, SealOptions, SealedDataset};
 use clap::Args;
 use serde_json::json;
 
 use super::CliResult;
 use super::dataset::{header_json, seal_to_path, split_summary};
 use super::service;
+use crate::ui::outln;
 
 /// The embedded dataset: UCI optical digits as shipped by scikit-learn (BSD-3; see
 /// data/digits/README.md). 1797 rows, 64 pixel columns then the label, no header.
@@ -120,21 +121,21 @@ async fn run_async(args: &DemoArgs) -> CliResult {
     dataset.reshape(vec![1, 8, 8])?;
     let dataset = dataset.split_by_fraction(0.2, 42)?;
     let sealed_path = work.join("digits.chd");
-    let header = seal_to_path(&dataset, &key, DEFAULT_CHUNK_SIZE, &sealed_path)?;
+    let header = seal_to_path(&dataset, &key, SealOptions::default(), &sealed_path)?;
     let file_bytes = std::fs::metadata(&sealed_path)?.len();
-    println!(
+    outln!(
         "  {} records ({}) -> {file_bytes} bytes sealed, key id {}",
         header.schema.total_records(),
         split_summary(&header),
         key.id()
     );
     let header_bytes = header.encode().len() as u64;
-    println!(
+    outln!(
         "  public header (all the host can read): {}",
         header_json(&header, header_bytes, file_bytes)
     );
     let tamper = tamper_is_detected(&sealed_path, &key, header_bytes)?;
-    println!(
+    outln!(
         "  a flipped byte in a copy: {}",
         if tamper.0 { "rejected" } else { "NOT DETECTED" }
     );
@@ -144,15 +145,17 @@ async fn run_async(args: &DemoArgs) -> CliResult {
 
     section("host: blob store, sim enclave under supervision, relay, metrics (loopback)");
     let (host, settings) = start_local_service(work).await?;
-    println!(
+    outln!(
         "  api {}  enclave relay {}  metrics {}",
-        host.api_addr, host.enclave_addr, host.metrics_addr
+        host.api_addr,
+        host.enclave_addr,
+        host.metrics_addr
     );
 
     section("operator: register the mlp trainer over RA-TLS (sealed to the enclave)");
     let operator_token = service::token(&work.join("operator.token"))?;
     let digest = service::register(&settings, MLP_TRAINER.to_vec(), &operator_token).await?;
-    println!("  trainer digest {digest}");
+    outln!("  trainer digest {digest}");
 
     section("owner: upload the sealed dataset to the host, submit the job over RA-TLS");
     let owner_token = service::token(&work.join("owner.token"))?;
@@ -165,14 +168,14 @@ async fn run_async(args: &DemoArgs) -> CliResult {
         &owner_token,
     )
     .await?;
-    println!("  job {job} (policy: docs/config/job.toml)");
+    outln!("  job {job} (policy: docs/config/job.toml)");
     owner_saw.push(format!("job {job}"));
     owner_saw.push(format!("trainer {}…", &digest[..16]));
 
     section("operator: list its jobs, release its share of the model key");
     let mut operator_saw = operator_list(&settings, &operator_token).await?;
     service::release(&settings, &job, &operator_token).await?;
-    println!("  share released; training starts");
+    outln!("  share released; training starts");
 
     section("owner: follow the job");
     let train_started = Instant::now();
@@ -185,7 +188,7 @@ async fn run_async(args: &DemoArgs) -> CliResult {
                 s.phase, s.coarse_step, s.coarse_steps
             );
             if seen.last() != Some(&line) {
-                println!("  {line}");
+                outln!("  {line}");
                 seen.push(line);
             }
             if JobPhase::parse(&s.phase).is_some_and(JobPhase::is_terminal) {
@@ -227,7 +230,7 @@ async fn run_async(args: &DemoArgs) -> CliResult {
         .filter(|(p, l)| p.best() == Some(**l))
         .count();
     let accuracy = correct as f64 / test.labels.len().max(1) as f64;
-    println!(
+    outln!(
         "  {} queries answered ({} values each, output policy top-2); test accuracy {accuracy:.4}",
         predictions.len(),
         match predictions.first() {
@@ -269,7 +272,7 @@ async fn run_async(args: &DemoArgs) -> CliResult {
     let seconds = started.elapsed().as_secs_f64();
     let train = dataset.split("train").map_or(0, |s| s.labels.len());
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "test_accuracy": accuracy,
@@ -283,7 +286,7 @@ async fn run_async(args: &DemoArgs) -> CliResult {
             })
         );
     } else {
-        println!("\ndone in {seconds:.1} s");
+        outln!("\ndone in {seconds:.1} s");
     }
     Ok(())
 }
@@ -305,7 +308,7 @@ async fn operator_list(settings: &Settings, token: &[u8; 32]) -> CliResult<Vec<S
         })
         .collect();
     for l in &lines {
-        println!("  {l}");
+        outln!("  {l}");
     }
     Ok(lines)
 }
@@ -336,12 +339,12 @@ fn side_by_side(left_title: &str, left: &[String], right_title: &str, right: &[S
             s.to_string()
         }
     };
-    println!("  {:<W$} | {}", left_title, right_title);
-    println!("  {:-<W$}-+-{:-<W$}", "", "");
+    outln!("  {:<W$} | {}", left_title, right_title);
+    outln!("  {:-<W$}-+-{:-<W$}", "", "");
     for i in 0..left.len().max(right.len()) {
         let l = left.get(i).map_or(String::new(), |s| clip(s));
         let r = right.get(i).map_or(String::new(), |s| s.clone());
-        println!("  {l:<W$} | {r}");
+        outln!("  {l:<W$} | {r}");
     }
 }
 
@@ -365,5 +368,5 @@ fn tamper_is_detected(
 }
 
 fn section(title: &str) {
-    println!("\n== {title}");
+    outln!("\n== {title}");
 }

@@ -25,6 +25,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::CliResult;
+use crate::ui::outln;
 
 /// Runs an async call on a fresh single-threaded runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> CliResult<F::Output> {
@@ -143,12 +144,12 @@ async fn run_async(command: JobCommand) -> CliResult {
             token_file,
         } => {
             let settings = Settings::load(&connect)?;
-            let key = MasterKey::read_file(&key)?;
+            let key = super::keygen::read_key(&key)?;
             let policy = std::fs::read_to_string(&policy)
                 .map_err(|e| format!("cannot read {}: {e}", policy.display()))?;
             let token = token(&token_file)?;
             let id = submit(&settings, &trainer, &data, &key, &policy, &token).await?;
-            println!("{id}");
+            outln!("{id}");
             Ok(())
         }
         JobCommand::Status {
@@ -176,13 +177,16 @@ async fn run_async(command: JobCommand) -> CliResult {
             let list = list_jobs(&settings, &token).await?;
             for j in &list.jobs {
                 // The operator sees public phases only: `finished`, never the outcome.
-                println!(
+                outln!(
                     "{}  {:<8} step {}/{}",
-                    j.job_id, j.phase, j.coarse_step, j.coarse_steps
+                    j.job_id,
+                    j.phase,
+                    j.coarse_step,
+                    j.coarse_steps
                 );
             }
             for d in &list.damaged {
-                println!(
+                outln!(
                     "{}  damaged ({}): {}",
                     d.job_id,
                     d.reason,
@@ -199,7 +203,7 @@ async fn run_async(command: JobCommand) -> CliResult {
             let settings = Settings::load(&connect)?;
             let token = token(&token_file)?;
             release(&settings, &job, &token).await?;
-            println!("released the operator's share for job {job}");
+            outln!("released the operator's share for job {job}");
             Ok(())
         }
     }
@@ -268,6 +272,11 @@ pub async fn submit(
     if header.key_id != key.id() {
         return Err(format!("{} is not sealed under this key", data.display()).into());
     }
+    // A matching key id is not proof: authenticate the sealed class names and the first chunk,
+    // so a damaged file or a wrong key fails here, before the upload and the job.
+    SealedDataset::open(bytes.as_slice(), key)
+        .and_then(|d| d.check_key())
+        .map_err(|e| format!("{} does not open under this key: {e}", data.display()))?;
     let data_key = key.data_key(&header.dataset_id);
     let blob = format!("datasets/{}", chiron_attest::hex(&header.dataset_id));
     HostApi::connect(&settings.host_api)
@@ -333,7 +342,7 @@ pub async fn watch_job(
 /// Prints a status reply for the owner.
 pub fn print_status(reply: &JobStatusReply) {
     if let Some(s) = &reply.status {
-        println!(
+        outln!(
             "job {}  {}  step {}/{}{}  trainer {}",
             s.job_id,
             s.phase,
@@ -348,7 +357,7 @@ pub fn print_status(reply: &JobStatusReply) {
         );
     }
     for m in &reply.metrics {
-        println!("  step {:>6}  {:<15} {:.4}", m.step, m.name, m.value);
+        outln!("  step {:>6}  {:<15} {:.4}", m.step, m.name, m.value);
     }
 }
 
@@ -385,26 +394,129 @@ pub async fn predict(
     Ok(out)
 }
 
-/// Prints predictions, one line per input, or one JSON object.
-pub fn print_predictions(names: &[String], predictions: &[Prediction], as_json: bool) {
+/// Prints predictions, one line per input, or one JSON object: [`render_predictions`].
+pub fn print_predictions(
+    names: &[String],
+    predictions: &[Prediction],
+    class_names: &[String],
+    as_json: bool,
+) {
+    outln!(
+        "{}",
+        render_predictions(names, predictions, class_names, as_json)
+    );
+}
+
+/// Predictions as text, one line per input (`input<TAB>answer`), or as one JSON object. With the
+/// dataset's class names (from the owner's sealed header) a line shows names; the JSON object
+/// carries both the label numbers and the names.
+pub fn render_predictions(
+    names: &[String],
+    predictions: &[Prediction],
+    class_names: &[String],
+    as_json: bool,
+) -> String {
+    // A label the names do not cover (a names list from another dataset) shows as its number.
+    let class = |l: u32| -> String {
+        class_names
+            .get(l as usize)
+            .cloned()
+            .unwrap_or_else(|| l.to_string())
+    };
     if as_json {
+        let named = !class_names.is_empty();
         let rows: Vec<serde_json::Value> = names
             .iter()
             .zip(predictions)
             .map(|(n, p)| match p {
+                Prediction::Label(l) if named => {
+                    json!({"input": n, "label": l, "class": class(*l)})
+                }
                 Prediction::Label(l) => json!({"input": n, "label": l}),
+                Prediction::TopK(k) if named => json!({
+                    "input": n,
+                    "top_k": k,
+                    "top_k_classes": k.iter().map(|&l| class(l)).collect::<Vec<_>>(),
+                }),
                 Prediction::TopK(k) => json!({"input": n, "top_k": k}),
                 Prediction::Probabilities(v) => json!({"input": n, "probabilities": v}),
             })
             .collect();
-        println!("{}", json!({ "predictions": rows }));
-        return;
-    }
-    for (n, p) in names.iter().zip(predictions) {
-        match p {
-            Prediction::Label(l) => println!("{n}\t{l}"),
-            Prediction::TopK(k) => println!("{n}\t{k:?}"),
-            Prediction::Probabilities(v) => println!("{n}\t{v:?}"),
+        let mut out = json!({ "predictions": rows });
+        if named {
+            out["class_names"] = json!(class_names);
         }
+        return out.to_string();
+    }
+    let lines: Vec<String> = names
+        .iter()
+        .zip(predictions)
+        .map(|(n, p)| {
+            let answer = match p {
+                Prediction::Label(l) => class(*l),
+                Prediction::TopK(k) => k.iter().map(|&l| class(l)).collect::<Vec<_>>().join(", "),
+                Prediction::Probabilities(v) => v
+                    .iter()
+                    .enumerate()
+                    .map(|(l, p)| format!("{} {p}", class(l as u32)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            format!("{n}\t{answer}")
+        })
+        .collect();
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a panic in a test is a failed test
+
+    use super::*;
+
+    #[test]
+    fn predictions_show_class_names_and_json_carries_both() {
+        let inputs = ["a.png".to_string(), "b.png".to_string()];
+        let labels = [Prediction::Label(1), Prediction::Label(0)];
+        let names = ["cat".to_string(), "dog".to_string()];
+        assert_eq!(
+            render_predictions(&inputs, &labels, &names, false),
+            "a.png\tdog\nb.png\tcat"
+        );
+        // Without names, the numbers.
+        assert_eq!(
+            render_predictions(&inputs, &labels, &[], false),
+            "a.png\t1\nb.png\t0"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&render_predictions(&inputs, &labels, &names, true)).unwrap();
+        assert_eq!(
+            v["predictions"][0],
+            json!({"input": "a.png", "label": 1, "class": "dog"})
+        );
+        assert_eq!(v["class_names"], json!(["cat", "dog"]));
+        let v: serde_json::Value =
+            serde_json::from_str(&render_predictions(&inputs, &labels, &[], true)).unwrap();
+        assert_eq!(v["predictions"][1], json!({"input": "b.png", "label": 0}));
+        assert!(v.get("class_names").is_none());
+
+        let top = [Prediction::TopK(vec![1, 0])];
+        assert_eq!(
+            render_predictions(&inputs[..1], &top, &names, false),
+            "a.png\tdog, cat"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&render_predictions(&inputs[..1], &top, &names, true)).unwrap();
+        assert_eq!(v["predictions"][0]["top_k_classes"], json!(["dog", "cat"]));
+        let probs = [Prediction::Probabilities(vec![0.25, 0.75])];
+        assert_eq!(
+            render_predictions(&inputs[..1], &probs, &names, false),
+            "a.png\tcat 0.25, dog 0.75"
+        );
+        // A label past the names (names of another dataset) shows as its number.
+        assert_eq!(
+            render_predictions(&inputs[..1], &[Prediction::Label(7)], &names, false),
+            "a.png\t7"
+        );
     }
 }

@@ -13,11 +13,12 @@ use chiron_engine::{Engine, EngineConfig, RecordSource, SealedRecords};
 use chiron_sandbox::{
     Metric, Sandbox, SandboxLimits, TensorData, TrainConfig, run_predict, run_train,
 };
-use chiron_seal::{MasterKey, SealedDataset};
+use chiron_seal::SealedDataset;
 use clap::Subcommand;
 use serde_json::json;
 
 use super::CliResult;
+use crate::ui::outln;
 
 /// Records per prediction call in the final evaluation.
 const EVAL_BATCH: usize = 256;
@@ -116,7 +117,7 @@ pub fn run(command: TrainerCommand) -> CliResult {
     match command {
         TrainerCommand::Build { dir } => {
             let path = chiron_trainer_build::build_trainer(&dir)?;
-            println!("{}", path.display());
+            outln!("{}", path.display());
             Ok(())
         }
         TrainerCommand::Register {
@@ -130,7 +131,7 @@ pub fn run(command: TrainerCommand) -> CliResult {
                 .map_err(|e| format!("cannot read {}: {e}", trainer.display()))?;
             let digest =
                 super::service::block_on(super::service::register(&settings, module, &token))??;
-            println!("{digest}");
+            outln!("{digest}");
             Ok(())
         }
         TrainerCommand::Test {
@@ -172,7 +173,7 @@ fn test(args: &TestArgs<'_>) -> CliResult {
     eprintln!(
         "WARNING: operator test mode — runs outside any enclave with outputs unconfined (logs, failure texts, metrics). Use only on data you are allowed to read."
     );
-    let key = MasterKey::read_file(args.key)?;
+    let key = super::keygen::read_key(args.key)?;
     let dataset = SealedDataset::open_path(args.data, &key)?;
     let records = Arc::new(SealedRecords::preload(&dataset)?);
     let schema = records.schema();
@@ -190,7 +191,7 @@ fn test(args: &TestArgs<'_>) -> CliResult {
         ..SandboxLimits::default()
     })?;
     let module = sandbox.load(&module_bytes)?;
-    println!("trainer digest {}", module.digest_hex());
+    outln!("trainer digest {}", module.digest_hex());
 
     let engine = Engine::new(EngineConfig {
         seed: args.seed,
@@ -204,14 +205,14 @@ fn test(args: &TestArgs<'_>) -> CliResult {
         .map_err(|code| format!("training failed: {}", code.as_str()))?;
     let train_seconds = started.elapsed().as_secs_f64();
     for point in &outcome.metrics {
-        println!(
+        outln!(
             "step {:>7}  {:<15} {:.5}",
             point.step,
             metric_name(point.metric),
             point.value
         );
     }
-    println!(
+    outln!(
         "trained: {} optimizer steps in {train_seconds:.1} s ({} progress reports)",
         outcome.steps_taken,
         outcome.progress.len()
@@ -223,17 +224,17 @@ fn test(args: &TestArgs<'_>) -> CliResult {
     let eval = evaluate(&module, &model, records.as_ref(), &schema.shape, test_split)?;
     let (correct, total) = (eval.correct, eval.total);
     let accuracy = correct as f64 / total.max(1) as f64;
-    println!("test accuracy {accuracy:.4} ({correct}/{total})");
+    outln!("test accuracy {accuracy:.4} ({correct}/{total})");
     let single_ms = eval.worst_single.as_secs_f64() * 1e3;
     let batch_ms = eval.worst_batch.as_secs_f64() * 1e3;
-    println!(
+    outln!(
         "prediction time, worst seen: {single_ms:.1} ms for 1 input, {batch_ms:.1} ms for {} \
          inputs (one thread, as in the service): set the job policy's [predictions] latency_ms \
          above these, with a margin",
         eval.batch
     );
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "test_accuracy": accuracy,

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use chiron_data::{Dataset, Result};
-use chiron_seal::{DEFAULT_CHUNK_SIZE, MasterKey, SealedDataset};
+use chiron_seal::{MasterKey, SealOptions, SealedDataset};
 
 /// Writes `bytes` to `path`, gzip-compressed when `gz`.
 pub fn write(path: &Path, bytes: &[u8], gz: bool) {
@@ -41,7 +41,7 @@ pub fn assert_mentions(text: &str, parts: &[&str]) {
 pub fn seal_and_compare(ds: &Dataset) {
     let key = MasterKey::from_bytes([7; 32]);
     let (sealed, header) = ds
-        .seal(Vec::new(), &key, DEFAULT_CHUNK_SIZE, |_| {})
+        .seal(Vec::new(), &key, SealOptions::default(), |_| {})
         .unwrap();
     let opened = SealedDataset::open(sealed, &MasterKey::from_bytes([7; 32])).unwrap();
     let schema = &opened.header().schema;
@@ -49,7 +49,13 @@ pub fn seal_and_compare(ds: &Dataset) {
     assert_eq!(schema.dtype, ds.dtype);
     assert_eq!(schema.shape, ds.shape);
     assert_eq!(schema.classes, ds.classes);
-    assert_eq!(schema.class_names, ds.class_names);
+    // Names are sealed by default: none in the clear, the owner's key opens them.
+    assert!(schema.class_names.is_empty());
+    assert_eq!(
+        header.sealed_class_names.is_some(),
+        !ds.class_names.is_empty()
+    );
+    assert_eq!(opened.class_names(), ds.class_names);
     let fb = ds.feature_bytes();
     for (si, split) in ds.splits.iter().enumerate() {
         assert_eq!(schema.splits[si].name, split.name);

@@ -16,7 +16,7 @@ use chiron_proto::enclave::{
     JobRequest, JobStatusReply, ListJobsRequest, PredictReply, PredictRequest,
     RegisterTrainerRequest, ReleaseShareRequest, SubmitJobRequest,
 };
-use chiron_seal::{DEFAULT_CHUNK_SIZE, MasterKey};
+use chiron_seal::{MasterKey, SealOptions};
 
 pub const OWNER_TOKEN: [u8; 32] = [0x0a; 32];
 pub const OPERATOR_TOKEN: [u8; 32] = [0x0b; 32];
@@ -245,7 +245,7 @@ impl Parties {
     /// Seals `dataset`, uploads it, submits a job; returns the job id.
     pub async fn submit(&self, digest: &str, dataset: &Dataset, policy: &str) -> String {
         let (bytes, header) = dataset
-            .seal(Vec::new(), &self.key, DEFAULT_CHUNK_SIZE, |_| {})
+            .seal(Vec::new(), &self.key, SealOptions::default(), |_| {})
             .unwrap();
         let blob = format!("datasets/{}", chiron_attest::hex(&header.dataset_id));
         HostApi::connect(&self.settings.host_api)
