@@ -6,9 +6,17 @@
 //!
 //! Hyper-parameters (job description, all optional): `lr` (default 3e-3 for Adam, 0.05 for
 //! SGD), `sgd` (1 = SGD with Nesterov momentum 0.9 instead of Adam), `weight_decay` (1e-3, L2),
-//! `hidden1` (128), `hidden2` (64). The learning rate follows a cosine schedule down to 1 % over
-//! the job. Defaults measured on UCI digits (80/20 split, 30 epochs, batch 32): 0.975–0.981
-//! test accuracy over five seeds.
+//! `hidden1` (128), `hidden2` (64), `patience` (10), `validate_from` (5000). The learning rate
+//! follows a cosine schedule down to 1 % over the job's `epochs`.
+//!
+//! Convergence without tuning: give a generous `epochs` (`chiron trainer test` defaults to 100).
+//! On a `train` split of at least `validate_from` records, `epochs` is a maximum: every tenth
+//! record is held out for validation, training stops once the validation loss has not improved
+//! for `patience` epochs, and the model saved (and the test accuracy reported) is the one of the
+//! best validation epoch. A smaller split, or `patience = 0`, trains on all of `train` for
+//! exactly `epochs`. A resumed job keeps its weights but starts the patience count afresh.
+//! Measured on UCI digits (80/20 split, batch 64, seeds 0–2): test accuracy 0.944–0.964 at 5
+//! epochs, 0.961–0.975 at 20, 0.981–0.983 at 100.
 
 use chiron_sdk::data::Batches;
 use chiron_sdk::nn::{Linear, Module, ReLU, Sequential, Vars};
@@ -80,23 +88,82 @@ fn standardise(x: &Tensor, mean: &Tensor, std: &Tensor) -> Result<Tensor> {
     x.flatten(1)?.sub(mean)?.div(std)
 }
 
-/// Correct predictions on `split` and its record count.
+/// Correct predictions on records `indices` of `split` and their count.
 fn evaluate(
-    schema: &data::Schema,
     net: &Sequential,
     mean: &Tensor,
     std: &Tensor,
     split: &str,
+    indices: Vec<u64>,
 ) -> Result<(u64, u64)> {
     let mut correct = 0;
     let mut total = 0;
-    for idx in Batches::sequential(schema, split, PASS_BATCH)? {
+    for idx in Batches::over(indices, PASS_BATCH, false)? {
         let (x, y) = data::batch(split, &idx, None, None)?;
         let scores = net.forward(&standardise(&x, mean, std)?)?;
         correct += scores.correct(&y)?;
         total += idx.len() as u64;
     }
     Ok((correct, total))
+}
+
+/// Summed cross-entropy over records `indices` of `split` (lower is better; finer-grained than
+/// accuracy on a small validation set, so early stopping does not stop on a plateau of it).
+fn summed_loss(
+    net: &Sequential,
+    mean: &Tensor,
+    std: &Tensor,
+    split: &str,
+    indices: Vec<u64>,
+) -> Result<f64> {
+    let mut sum = 0f64;
+    for idx in Batches::over(indices, PASS_BATCH, false)? {
+        let (x, y) = data::batch(split, &idx, None, None)?;
+        let scores = net.forward(&standardise(&x, mean, std)?)?;
+        sum += f64::from(scores.cross_entropy(&y)?.item()?) * idx.len() as f64;
+    }
+    Ok(sum)
+}
+
+/// Every record of the `test` split.
+fn test_indices(schema: &data::Schema) -> Vec<u64> {
+    (0..schema.records("test")).collect()
+}
+
+/// The weights of the best validation epoch so far, with that epoch's test result.
+struct Best {
+    /// Summed validation loss.
+    loss: f64,
+    epoch: u32,
+    step: u64,
+    /// Name, shape and values of every layer tensor.
+    weights: Vec<(String, Vec<u32>, Vec<f32>)>,
+    /// Correct test predictions and the test split's size, measured with these weights.
+    test: (u64, u64),
+}
+
+impl Best {
+    fn keep(net: &Sequential, loss: f64, epoch: u32, step: u64) -> Result<Self> {
+        let weights = net
+            .named_tensors()
+            .into_iter()
+            .map(|(name, t)| Ok((name.to_string(), t.shape(), t.to_list()?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            loss,
+            epoch,
+            step,
+            weights,
+            test: (0, 0),
+        })
+    }
+
+    fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        self.weights
+            .iter()
+            .map(|(name, shape, values)| Ok((name.clone(), Tensor::from_data(shape, values)?)))
+            .collect()
+    }
 }
 
 impl Trainer for Mlp {
@@ -116,8 +183,18 @@ impl Trainer for Mlp {
         let mut vs = Vars::fresh();
         let net = network(&mut vs, features, h1, h2, classes)?;
 
-        let per_epoch = Batches::shuffled("train", 0, config.batch_size, false)?.num_batches();
-        let total = u64::from(config.epochs) * per_epoch as u64;
+        // Every tenth record held out for early stopping, on a split large enough that a tenth
+        // measures well and training to the end is costly; a small one trains on all of it for
+        // every epoch (UCI digits: 0.98 test accuracy at 100 epochs, 0.967 with a tenth out).
+        let patience = config.hyper("patience", 10.0).max(0.0) as u32;
+        let validate_from = config.hyper("validate_from", 5000.0).max(10.0) as u64;
+        let train_records = schema.records("train");
+        let validating = patience > 0 && train_records >= validate_from;
+        let held_out = |i: &u64| validating && i % 10 == 9;
+        let validation: Vec<u64> = (0..train_records).filter(held_out).collect();
+        let fitted = train_records - validation.len() as u64;
+        let per_epoch = fitted.div_ceil(u64::from(config.batch_size.max(1)));
+        let total = u64::from(config.epochs) * per_epoch;
         let opt = if use_sgd {
             let lr = config.hyper("lr", 0.05);
             Sgd::new(lr)
@@ -136,11 +213,16 @@ impl Trainer for Mlp {
 
         // A resumed job continues after its last checkpoint with the same state.
         let start = model::resume(&net.named_tensors(), &opt)?;
-        let mut step = u64::from(start) * per_epoch as u64;
+        let mut step = u64::from(start) * per_epoch;
+        let mut best: Option<Best> = None;
         for epoch in start..config.epochs {
+            let order: Vec<u64> = data::shuffled("train", epoch)?
+                .into_iter()
+                .filter(|i| !held_out(i))
+                .collect();
             let mut loss_sum = 0f64;
             let mut batches = 0u32;
-            for idx in Batches::shuffled("train", epoch, config.batch_size, false)? {
+            for idx in Batches::over(order, config.batch_size, false)? {
                 let (x, y) = data::batch("train", &idx, None, None)?;
                 let logits = net.forward(&standardise(&x, &mean, &std)?)?;
                 let loss = logits.cross_entropy(&y)?;
@@ -155,17 +237,42 @@ impl Trainer for Mlp {
             report::metric(Metric::TrainLoss, step, avg as f32);
             report::metric(Metric::LearningRate, step, opt.learning_rate());
             model::checkpoint(epoch + 1, &net.named_tensors(), &opt)?;
+            if !validating {
+                continue;
+            }
+            let loss = summed_loss(&net, &mean, &std, "train", validation.clone())?;
+            if best.as_ref().is_none_or(|b| loss < b.loss) {
+                let mut kept = Best::keep(&net, loss, epoch, step)?;
+                if schema.records("test") > 0 {
+                    kept.test = evaluate(&net, &mean, &std, "test", test_indices(&schema))?;
+                }
+                best = Some(kept);
+            } else if best.as_ref().is_some_and(|b| epoch - b.epoch >= patience) {
+                break;
+            }
         }
 
+        let named: Vec<(String, Tensor)> = match &best {
+            Some(b) => b.tensors()?,
+            None => Vec::new(),
+        };
+        let current = net.named_tensors();
+        let mut saved: Vec<(&str, &Tensor)> = if best.is_some() {
+            named.iter().map(|(n, t)| (n.as_str(), t)).collect()
+        } else {
+            current
+        };
         if schema.records("test") > 0 {
-            let (correct, n) = evaluate(&schema, &net, &mean, &std, "test")?;
-            report::metric(Metric::TestAccuracy, step, correct as f32 / n.max(1) as f32);
+            let (correct, n) = match &best {
+                Some(b) => b.test,
+                None => evaluate(&net, &mean, &std, "test", test_indices(&schema))?,
+            };
+            let at = best.as_ref().map_or(step, |b| b.step);
+            report::metric(Metric::TestAccuracy, at, correct as f32 / n.max(1) as f32);
         }
-
-        let mut named = net.named_tensors();
-        named.push((MEAN, &mean));
-        named.push((STD, &std));
-        model::save_named(&named)
+        saved.push((MEAN, &mean));
+        saved.push((STD, &std));
+        model::save_named(&saved)
     }
 
     fn predict(input: &Tensor) -> Result<Tensor> {
