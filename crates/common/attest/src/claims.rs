@@ -152,10 +152,8 @@ pub struct VerifiedClaims {
     pub extra: BTreeMap<String, String>,
 }
 
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// Lower-case hex of bytes (the project's one encoder, re-exported for this crate's users).
+pub use chiron_codec::hex;
 
 fn hex_bytes<S: serde::Serializer>(bytes: impl AsRef<[u8]>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex(bytes.as_ref()))

@@ -1,26 +1,12 @@
-//! HKDF-SHA256 (RFC 5869) through ring, for the fixed-length keys this crate derives.
+//! HKDF-SHA256 for the sealing keys this crate derives: [`chiron_codec::hkdf_sha256`], its
+//! (impossible for 32 bytes, but reported) failure as this crate's [`Error::Platform`].
 
-use ring::hkdf;
 use zeroize::Zeroizing;
 
 use crate::{Error, Result};
 
-struct Len32;
-
-impl hkdf::KeyType for Len32 {
-    fn len(&self) -> usize {
-        32
-    }
-}
-
-/// HKDF-SHA256 with a 32-byte output. ring can only fail for outputs over 8160 bytes, but the
-/// failure is still reported rather than papered over with a default key.
+/// HKDF-SHA256 with a 32-byte output; a failure is an error, never a default key.
 pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
-    let mut out = Zeroizing::new([0u8; 32]);
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm);
-    let info = [info];
-    prk.expand(&info, Len32)
-        .and_then(|okm| okm.fill(out.as_mut()))
-        .map_err(|_| Error::Platform("HKDF expansion failed".into()))?;
-    Ok(out)
+    chiron_codec::hkdf_sha256(ikm, salt, info)
+        .map_err(|e| Error::Platform(format!("sealing key derivation failed: {e}")))
 }

@@ -85,6 +85,9 @@ pub enum Error {
     /// The system random number generator failed.
     #[error("system random number generator failed")]
     Random,
+    /// Deriving a key id or data key failed (HKDF-SHA256); no key was produced.
+    #[error("key derivation failed: {0}")]
+    KeyDerivation(String),
 }
 
 /// Result alias for this crate.

@@ -7,6 +7,8 @@
 
 use std::collections::HashSet;
 
+use chiron_codec::{CodecError, Reader};
+
 use crate::key::{DataKey, KEY_ID_LEN, KeyId};
 use crate::names::SealedClassNames;
 use crate::stream::TAG_LEN;
@@ -388,28 +390,28 @@ impl Header {
                 body.len()
             )));
         }
-        let mut r = Cursor { buf: body, pos: 0 };
-        let dataset_id = r.array::<16>("dataset id")?;
-        let key_id = KeyId(r.array::<KEY_ID_LEN>("key id")?);
-        let chunk_size = r.u32("chunk size")?;
-        let dtype = Dtype::from_code(r.u8("dtype")?)?;
-        let rank = r.u8("rank")? as usize;
+        let mut r = Reader::new(body);
+        let dataset_id = r.array::<16>("dataset id").map_err(invalid)?;
+        let key_id = KeyId(r.array::<KEY_ID_LEN>("key id").map_err(invalid)?);
+        let chunk_size = r.u32("chunk size").map_err(invalid)?;
+        let dtype = Dtype::from_code(r.u8("dtype").map_err(invalid)?)?;
+        let rank = r.u8("rank").map_err(invalid)? as usize;
         if rank == 0 || rank > MAX_RANK {
             return Err(Error::InvalidHeader(format!(
                 "record shape must have 1 to {MAX_RANK} dimensions, has {rank}"
             )));
         }
         let shape = (0..rank)
-            .map(|_| r.u32("shape dimension"))
+            .map(|_| r.u32("shape dimension").map_err(invalid))
             .collect::<Result<Vec<_>>>()?;
-        let label_kind = r.u8("label kind")?;
+        let label_kind = r.u8("label kind").map_err(invalid)?;
         if label_kind != LABEL_KIND_CLASS {
             return Err(Error::InvalidHeader(format!(
                 "unknown label kind {label_kind}"
             )));
         }
-        let classes = r.u32("number of classes")?;
-        let name_count = r.u32("class name count")?;
+        let classes = r.u32("number of classes").map_err(invalid)?;
+        let name_count = r.u32("class name count").map_err(invalid)?;
         if name_count != 0 && name_count != classes {
             return Err(Error::InvalidHeader(format!(
                 "{name_count} class names given for {classes} classes"
@@ -423,10 +425,10 @@ impl Header {
         }
         let mut class_names = Vec::with_capacity(name_count as usize);
         for _ in 0..name_count {
-            let len = r.u16("class name length")? as usize;
-            class_names.push(r.string(len, "class name")?);
+            let len = r.u16("class name length").map_err(invalid)? as usize;
+            class_names.push(r.utf8(len, "class name").map_err(invalid)?.to_string());
         }
-        let sealed_len = r.u32("sealed class names length")? as usize;
+        let sealed_len = r.u32("sealed class names length").map_err(invalid)? as usize;
         let sealed_class_names = if sealed_len == 0 {
             None
         } else {
@@ -436,15 +438,17 @@ impl Header {
                 )));
             }
             Some(SealedClassNames(
-                r.take(sealed_len, "sealed class names")?.to_vec(),
+                r.take(sealed_len, "sealed class names")
+                    .map_err(invalid)?
+                    .to_vec(),
             ))
         };
-        let split_count = r.u8("split count")? as usize;
+        let split_count = r.u8("split count").map_err(invalid)? as usize;
         let mut splits = Vec::with_capacity(split_count);
         for _ in 0..split_count {
-            let len = r.u8("split name length")? as usize;
-            let name = r.string(len, "split name")?;
-            let records = r.u64("split record count")?;
+            let len = r.u8("split name length").map_err(invalid)? as usize;
+            let name = r.utf8(len, "split name").map_err(invalid)?.to_string();
+            let records = r.u64("split record count").map_err(invalid)?;
             splits.push(Split { name, records });
         }
         if r.remaining() != 0 {
@@ -471,55 +475,10 @@ impl Header {
     }
 }
 
-/// Bounds-checked little-endian reader over the header body.
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8]> {
-        if self.remaining() < n {
-            return Err(Error::InvalidHeader(format!(
-                "header ends inside the {field} field"
-            )));
-        }
-        let out = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn array<const N: usize>(&mut self, field: &str) -> Result<[u8; N]> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N, field)?);
-        Ok(out)
-    }
-
-    fn u8(&mut self, field: &str) -> Result<u8> {
-        Ok(self.array::<1>(field)?[0])
-    }
-
-    fn u16(&mut self, field: &str) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.array(field)?))
-    }
-
-    fn u32(&mut self, field: &str) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.array(field)?))
-    }
-
-    fn u64(&mut self, field: &str) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.array(field)?))
-    }
-
-    fn string(&mut self, len: usize, field: &str) -> Result<String> {
-        let bytes = self.take(len, field)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| Error::InvalidHeader(format!("{field} is not valid UTF-8")))
-    }
+/// A header body field that did not decode, as [`Error::InvalidHeader`] naming the field (its
+/// offset counts from the start of the body, after the preamble).
+fn invalid(e: CodecError) -> Error {
+    Error::InvalidHeader(format!("header body: {e}"))
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -118,19 +117,26 @@ impl MasterKey {
         Ok(Self(bytes))
     }
 
-    /// The key's public fingerprint.
-    pub fn id(&self) -> KeyId {
+    /// The key's public fingerprint, or [`Error::KeyDerivation`] if HKDF fails (it cannot for
+    /// this fixed length, but the failure is reported, never replaced by a default id).
+    pub fn id(&self) -> Result<KeyId> {
         let mut id = [0u8; KEY_ID_LEN];
-        hkdf_sha256(self.0.as_ref(), &[], KEY_ID_INFO, &mut id);
-        KeyId(id)
+        chiron_codec::hkdf_sha256_into(self.0.as_ref(), &[], KEY_ID_INFO, &mut id)
+            .map_err(key_derivation)?;
+        Ok(KeyId(id))
     }
 
-    /// Derives the data key of the dataset with the given id.
-    pub fn data_key(&self, dataset_id: &[u8; 16]) -> DataKey {
-        let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        hkdf_sha256(self.0.as_ref(), dataset_id, DATA_KEY_INFO, key.as_mut());
-        DataKey(key)
+    /// Derives the data key of the dataset with the given id, or [`Error::KeyDerivation`] if HKDF
+    /// fails (it cannot for this fixed length, but no zero or default key is ever returned).
+    pub fn data_key(&self, dataset_id: &[u8; 16]) -> Result<DataKey> {
+        chiron_codec::hkdf_sha256(self.0.as_ref(), dataset_id, DATA_KEY_INFO)
+            .map(DataKey)
+            .map_err(key_derivation)
     }
+}
+
+fn key_derivation(e: chiron_codec::CodecError) -> Error {
+    Error::KeyDerivation(e.to_string())
 }
 
 impl DataKey {
@@ -149,7 +155,10 @@ impl DataKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MasterKey(id {})", self.id())
+        match self.id() {
+            Ok(id) => write!(f, "MasterKey(id {id})"),
+            Err(_) => f.write_str("MasterKey(..)"),
+        }
     }
 }
 
@@ -161,10 +170,7 @@ impl fmt::Debug for DataKey {
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&chiron_codec::hex(&self.0))
     }
 }
 
@@ -172,36 +178,6 @@ impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyId({self})")
     }
-}
-
-/// Output length for ring's HKDF, which wants a type naming the length.
-struct OkmLen(usize);
-
-impl hkdf::KeyType for OkmLen {
-    fn len(&self) -> usize {
-        self.0
-    }
-}
-
-/// HKDF-SHA256 (RFC 5869) into `out`. Output lengths used here (16 and 32 bytes) are far below
-/// HKDF's 255 × 32 byte limit, so expansion cannot fail.
-fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[u8], out: &mut [u8]) {
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm);
-    let info = [info];
-    match prk.expand(&info, OkmLen(out.len())) {
-        Ok(okm) => {
-            if okm.fill(out).is_err() {
-                unreachable_len(out.len());
-            }
-        }
-        Err(_) => unreachable_len(out.len()),
-    }
-}
-
-#[cold]
-fn unreachable_len(len: usize) -> ! {
-    // Only reachable if a caller in this module asked for more than 8160 bytes.
-    panic!("HKDF output length {len} out of range")
 }
 
 #[cfg(test)]
@@ -212,14 +188,35 @@ mod tests {
     fn key_id_and_data_keys_are_distinct_per_key_and_dataset() {
         let a = MasterKey::from_bytes([1; 32]);
         let b = MasterKey::from_bytes([2; 32]);
-        assert_ne!(a.id(), b.id());
-        assert_eq!(a.id(), MasterKey::from_bytes([1; 32]).id());
-        let k1 = a.data_key(&[0; 16]);
-        let k2 = a.data_key(&[1; 16]);
-        let k3 = b.data_key(&[0; 16]);
+        assert_ne!(a.id().unwrap(), b.id().unwrap());
+        assert_eq!(
+            a.id().unwrap(),
+            MasterKey::from_bytes([1; 32]).id().unwrap()
+        );
+        let k1 = a.data_key(&[0; 16]).unwrap();
+        let k2 = a.data_key(&[1; 16]).unwrap();
+        let k3 = b.data_key(&[0; 16]).unwrap();
         assert_ne!(k1.expose_secret(), k2.expose_secret());
         assert_ne!(k1.expose_secret(), k3.expose_secret());
-        assert_ne!(&k1.expose_secret()[..16], &a.id().0[..]);
+        assert_ne!(&k1.expose_secret()[..16], &a.id().unwrap().0[..]);
+    }
+
+    #[test]
+    fn key_id_and_data_key_derivations_are_pinned() {
+        // Computed independently (Python's hmac/hashlib HKDF) from the rule in the module doc.
+        let key = MasterKey::from_bytes([1; 32]);
+        assert_eq!(
+            key.id().unwrap().to_string(),
+            "953653e63ea18c2922e4778f39b377f2"
+        );
+        assert_eq!(
+            chiron_codec::hex(key.data_key(&[0; 16]).unwrap().expose_secret()),
+            "561174ea0ddf1b89cfb228e13b627729110a36af3bec1cd83469d94d60e50aa8"
+        );
+        assert_eq!(
+            format!("{key:?}"),
+            "MasterKey(id 953653e63ea18c2922e4778f39b377f2)"
+        );
     }
 
     #[test]
@@ -228,11 +225,9 @@ mod tests {
         let ikm = [0x0bu8; 22];
         let salt: Vec<u8> = (0u8..=0x0c).collect();
         let info: Vec<u8> = (0xf0u8..=0xf9).collect();
-        let mut out = [0u8; 32];
-        hkdf_sha256(&ikm, &salt, &info, &mut out);
+        let out = chiron_codec::hkdf_sha256(&ikm, &salt, &info).unwrap();
         let expected = "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf";
-        let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, expected);
+        assert_eq!(chiron_codec::hex(out.as_ref()), expected);
     }
 
     #[test]
@@ -248,7 +243,10 @@ mod tests {
             .write_new_file(&path)
             .unwrap_err();
         assert!(err.to_string().contains("refusing to overwrite"), "{err}");
-        assert_eq!(MasterKey::read_file(&path).unwrap().id(), key.id());
+        assert_eq!(
+            MasterKey::read_file(&path).unwrap().id().unwrap(),
+            key.id().unwrap()
+        );
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = MasterKey::read_file(&path).unwrap_err();

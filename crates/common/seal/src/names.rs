@@ -8,6 +8,7 @@
 //! length. The associated data binds the ciphertext to the dataset and its class count; the rest
 //! of the header (this ciphertext included) is bound by every chunk's associated data.
 
+use chiron_codec::{CodecError, Reader};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::digest::{SHA256, digest};
 use zeroize::Zeroizing;
@@ -134,20 +135,21 @@ fn associated_data(dataset_id: &[u8; 16], key_id: &KeyId, classes: u32) -> [u8; 
 fn decode(plain: &[u8], classes: u32) -> Result<Vec<String>> {
     let bad = |m: &str| Error::InvalidHeader(format!("sealed class names: {m}"));
     let mut names = Vec::with_capacity((classes as usize).min(plain.len() / 2));
-    let mut rest = plain;
+    // Fixed messages rather than the reader's: its offsets and lengths would describe names.
+    let mut r = Reader::new(plain);
     for _ in 0..classes {
-        let (len, tail) = rest
-            .split_first_chunk::<2>()
-            .ok_or_else(|| bad("fewer names than classes"))?;
-        let len = usize::from(u16::from_le_bytes(*len));
-        let (name, tail) = tail
-            .split_at_checked(len)
-            .ok_or_else(|| bad("a name runs past the end"))?;
-        let name = std::str::from_utf8(name).map_err(|_| bad("a name is not valid UTF-8"))?;
+        let len = r
+            .u16("class name length")
+            .map_err(|_| bad("fewer names than classes"))?;
+        let name = r
+            .utf8(usize::from(len), "class name")
+            .map_err(|e| match e {
+                CodecError::InvalidUtf8 { .. } => bad("a name is not valid UTF-8"),
+                _ => bad("a name runs past the end"),
+            })?;
         names.push(name.to_string());
-        rest = tail;
     }
-    if rest.iter().any(|&b| b != 0) {
+    if r.take_rest().iter().any(|&b| b != 0) {
         return Err(bad("non-zero padding"));
     }
     Ok(names)

@@ -213,13 +213,14 @@ impl<S: ChunkSource> SealedDataset<S> {
     /// checks that the file length is exactly what the header declares.
     pub fn open(source: S, key: &MasterKey) -> Result<Self> {
         let (header, encoded) = Self::read_header(&source)?;
-        if header.key_id != key.id() {
+        let key_id = key.id()?;
+        if header.key_id != key_id {
             return Err(Error::WrongKey {
                 expected: header.key_id.to_string(),
-                given: key.id().to_string(),
+                given: key_id.to_string(),
             });
         }
-        let data_key = key.data_key(&header.dataset_id);
+        let data_key = key.data_key(&header.dataset_id)?;
         Self::finish_open(source, header, &encoded, &data_key)
     }
 

@@ -85,7 +85,8 @@ impl<W: Write> SealWriter<W> {
         // The names are checked in the clear first, so a bad name is refused the same way
         // whether it would be public or sealed.
         schema.validate()?;
-        let data_key = key.data_key(&dataset_id);
+        let data_key = key.data_key(&dataset_id)?;
+        let key_id = key.id()?;
         let sealed_class_names = if options.public_class_names || schema.class_names.is_empty() {
             None
         } else {
@@ -93,14 +94,14 @@ impl<W: Write> SealWriter<W> {
             Some(SealedClassNames::seal(
                 &data_key,
                 &dataset_id,
-                &key.id(),
+                &key_id,
                 schema.classes,
                 &names,
             )?)
         };
         let header = Header {
             dataset_id,
-            key_id: key.id(),
+            key_id,
             chunk_size: options.chunk_size,
             schema,
             sealed_class_names,

@@ -305,16 +305,16 @@ fn wrong_keys_are_rejected() {
     let other = MasterKey::from_bytes([2; 32]);
     let err = SealedDataset::open(file.clone(), &other).err().unwrap();
     assert!(matches!(err, Error::WrongKey { .. }), "{err}");
-    assert!(err.to_string().contains(&key.id().to_string()));
+    assert!(err.to_string().contains(&key.id().unwrap().to_string()));
 
     let header = Header::decode(&file[..header_len(&file)]).unwrap();
-    let wrong_data_key = other.data_key(&header.dataset_id);
+    let wrong_data_key = other.data_key(&header.dataset_id).unwrap();
     let ds = SealedDataset::open_with_data_key(file.clone(), &wrong_data_key).unwrap();
     assert!(matches!(
         ds.verify(|_| {}),
         Err(Error::ChunkAuthentication { chunk: 0, .. })
     ));
-    let right = key.data_key(&header.dataset_id);
+    let right = key.data_key(&header.dataset_id).unwrap();
     let ds = SealedDataset::open_with_data_key(file, &right).unwrap();
     assert_eq!(ds.verify(|_| {}).unwrap().records, 300);
 }
@@ -491,12 +491,14 @@ fn class_names_are_sealed_by_default_and_open_only_with_the_key() {
     assert_eq!(opened.class_names(), PETS);
     opened.check_key().unwrap();
     // The enclave's path: the data key opens them too.
-    let data_key = key.data_key(&header.dataset_id);
+    let data_key = key.data_key(&header.dataset_id).unwrap();
     let granted = SealedDataset::open_with_data_key(file.clone(), &data_key).unwrap();
     assert_eq!(granted.class_names(), PETS);
 
     // Another dataset's data key is refused at open, before any chunk is read.
-    let other = MasterKey::from_bytes([2; 32]).data_key(&header.dataset_id);
+    let other = MasterKey::from_bytes([2; 32])
+        .data_key(&header.dataset_id)
+        .unwrap();
     assert!(matches!(
         SealedDataset::open_with_data_key(file.clone(), &other),
         Err(Error::ClassNamesAuthentication)

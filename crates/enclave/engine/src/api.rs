@@ -33,6 +33,14 @@ pub enum EngineError {
     OutOfRange,
 }
 
+/// Bytes that do not decode (a field past the end, a length that cannot be allocated, text
+/// that is not UTF-8, trailing bytes) are an argument out of range.
+impl From<chiron_codec::CodecError> for EngineError {
+    fn from(_: chiron_codec::CodecError) -> Self {
+        Self::InvalidArgument
+    }
+}
+
 /// Result alias.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 

@@ -6,6 +6,8 @@
 //! ([`EngineCheckpoint::from_bytes`]) still checks every length, so a corrupt or hostile input is
 //! an error, never a panic or an unbounded allocation.
 
+use chiron_codec::Reader;
+
 use crate::api::{EngineError, OptimizerId, Result, TensorId};
 use crate::dynt::{Dyn, dyn_map};
 use crate::engine::{Engine, MAX_NAME_LEN, NamedTensor, Role, checked_dims, valid_name};
@@ -77,55 +79,51 @@ impl EngineCheckpoint {
 
     /// Parses [`EngineCheckpoint::to_bytes`] output; `InvalidArgument` for anything else.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader { rest: bytes };
-        if r.take(CHECKPOINT_MAGIC.len())? != CHECKPOINT_MAGIC {
+        let mut r = Reader::new(bytes);
+        if r.take(CHECKPOINT_MAGIC.len(), "magic")? != CHECKPOINT_MAGIC {
             return Err(EngineError::InvalidArgument);
         }
-        let steps = r.u64()?;
-        let rng_position = u128::from_le_bytes(r.array()?);
-        let optimizer_steps = r.u64()?;
-        let n = r.u32()?;
+        let steps = r.u64("steps")?;
+        let rng_position = u128::from_le_bytes(r.array("generator position")?);
+        let optimizer_steps = r.u64("optimizer steps")?;
+        let n = r.u32("tensor count")?;
         if n > MAX_CHECKPOINT_TENSORS {
             return Err(EngineError::InvalidArgument);
         }
         let mut tensors = Vec::new();
         for _ in 0..n {
-            let len = usize::from(u16::from_le_bytes(r.array()?));
+            let len = usize::from(r.u16("tensor name length")?);
             if len > MAX_NAME_LEN {
                 return Err(EngineError::InvalidArgument);
             }
-            let name = std::str::from_utf8(r.take(len)?)
-                .map_err(|_| EngineError::InvalidArgument)?
-                .to_string();
+            let name = r.utf8(len, "tensor name")?.to_string();
             if !valid_name(&name) {
                 return Err(EngineError::InvalidArgument);
             }
-            let rank = r.take(1)?[0];
+            let rank = r.u8("tensor rank")?;
             let mut shape = Vec::new();
             for _ in 0..rank {
-                shape.push(r.u32()?);
+                shape.push(r.u32("tensor dimension")?);
             }
             let (_, bytes) = checked_dims(&shape)?;
-            let values = r.f32s(bytes / 4)?;
+            let values = r.f32s(bytes / 4, "tensor values")?;
             tensors.push((name, shape, values));
         }
-        let params = r.u32()?;
+        let params = r.u32("optimizer parameter count")?;
         if params > MAX_CHECKPOINT_TENSORS {
             return Err(EngineError::InvalidArgument);
         }
         let mut optimizer_state = Vec::new();
         for _ in 0..params {
-            let count = r.take(1)?[0];
+            let count = r.u8("optimizer buffer count")?;
             let mut buffers = Vec::new();
             for _ in 0..count {
-                let len = r.u64()?;
-                buffers.push(r.f32s(len)?);
+                let len = r.u64("optimizer buffer length")?;
+                buffers.push(r.f32s(len, "optimizer buffer")?);
             }
             optimizer_state.push(buffers);
         }
-        if !r.rest.is_empty() {
-            return Err(EngineError::InvalidArgument);
-        }
+        r.finish()?;
         Ok(Self {
             tensors,
             optimizer_steps,
@@ -140,49 +138,6 @@ fn put_f32s(out: &mut Vec<u8>, values: &[f32]) {
     out.reserve(values.len() * 4);
     for v in values {
         out.extend_from_slice(&v.to_le_bytes());
-    }
-}
-
-/// A bounds-checked cursor over untrusted bytes.
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if n > self.rest.len() {
-            return Err(EngineError::InvalidArgument);
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.array()?))
-    }
-
-    fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-
-    /// `count` f32 values; the length is checked against the bytes left before allocating.
-    fn f32s(&mut self, count: u64) -> Result<Vec<f32>> {
-        let bytes = usize::try_from(count)
-            .ok()
-            .and_then(|c| c.checked_mul(4))
-            .ok_or(EngineError::InvalidArgument)?;
-        Ok(self
-            .take(bytes)?
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
     }
 }
 

@@ -14,6 +14,8 @@
 //! to send (its trainer ended) sends a *dummy*: it joins rounds without a gradient and never
 //! holds one open while a worker that still trains can close it.
 
+use chiron_codec::Reader;
+
 use crate::api::{EngineError, LrConfig, Result};
 use crate::distributed::OptimizerSpec;
 use crate::optim::{UpdateRule, learning_rate_at};
@@ -101,9 +103,11 @@ impl OptimizerSpec {
 
     /// Parses [`OptimizerSpec::to_bytes`] output; `None` for anything else.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let mut r = Reader(b);
-        let tag = r.u8()?;
-        let f: Vec<f32> = (0..5).map(|_| r.f32()).collect::<Option<_>>()?;
+        let mut r = Reader::new(b);
+        let tag = r.u8("rule").ok()?;
+        let f: Vec<f32> = (0..5)
+            .map(|_| r.f32("rule field").ok())
+            .collect::<Option<_>>()?;
         let rule = match tag {
             0 => UpdateRule::Sgd(SgdConfig {
                 momentum: f[0],
@@ -119,10 +123,10 @@ impl OptimizerSpec {
             }),
             _ => return None,
         };
-        let base = r.f32()?;
-        let stag = r.u8()?;
-        let a = r.u64()?;
-        let b2 = r.f32()?;
+        let base = r.f32("learning rate").ok()?;
+        let stag = r.u8("schedule").ok()?;
+        let a = r.u64("schedule steps").ok()?;
+        let b2 = r.f32("schedule factor").ok()?;
         let schedule = match stag {
             0 => Schedule::Constant,
             1 => Schedule::Step {
@@ -135,8 +139,8 @@ impl OptimizerSpec {
             },
             _ => return None,
         };
-        let warmup = r.u64()?;
-        r.0.is_empty().then_some(Self {
+        let warmup = r.u64("warm-up").ok()?;
+        r.is_empty().then_some(Self {
             rule,
             lr: LrConfig {
                 base,
@@ -144,43 +148,6 @@ impl OptimizerSpec {
                 warmup,
             },
         })
-    }
-}
-
-/// A bounds-checked little-endian reader.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u64(&mut self) -> Option<u64> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Some(u64::from_le_bytes(a))
-    }
-    fn f32(&mut self) -> Option<f32> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4)?);
-        Some(f32::from_le_bytes(a))
-    }
-    fn f32s(&mut self, n: u64) -> Option<Vec<f32>> {
-        let n = usize::try_from(n).ok()?;
-        let bytes = self.take(n.checked_mul(4)?)?;
-        Some(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        )
     }
 }
 
@@ -423,29 +390,29 @@ impl ParameterServer {
     }
 
     fn parse(bytes: &[u8]) -> Option<Self> {
-        let mut r = Reader(bytes);
-        if r.take(MAGIC.len())? != MAGIC {
+        let mut r = Reader::new(bytes);
+        if r.take(MAGIC.len(), "magic").ok()? != MAGIC {
             return None;
         }
-        let spec = OptimizerSpec::from_bytes(r.take(SPEC_BYTES)?)?;
-        let consistency = match (r.u8()?, r.u64()?) {
+        let spec = OptimizerSpec::from_bytes(r.take(SPEC_BYTES, "optimizer spec").ok()?)?;
+        let consistency = match (r.u8("consistency").ok()?, r.u64("consistency value").ok()?) {
             (0, b) => Consistency::Sync {
                 backups: usize::try_from(b).ok()?,
             },
             (1, s) => Consistency::Async { staleness: s },
             _ => return None,
         };
-        let workers = usize::try_from(r.u64()?).ok()?;
-        let t = r.u64()?;
-        let count = r.u64()?;
+        let workers = usize::try_from(r.u64("workers").ok()?).ok()?;
+        let t = r.u64("optimizer steps").ok()?;
+        let count = r.u64("parameter count").ok()?;
         // Each parameter takes 16 header bytes: a count larger than the input is malformed.
-        if count > (r.0.len() / 16) as u64 {
+        if count > (r.remaining() / 16) as u64 {
             return None;
         }
         let mut shape = Vec::new();
         for _ in 0..count {
-            let n = r.u64()?;
-            let buffers = r.u64()?;
+            let n = r.u64("parameter size").ok()?;
+            let buffers = r.u64("state buffer count").ok()?;
             if buffers > 2 {
                 return None;
             }
@@ -454,18 +421,16 @@ impl ParameterServer {
         let total = shape
             .iter()
             .try_fold(0usize, |acc, (n, _)| acc.checked_add(*n))?;
-        let params = r.f32s(total as u64)?;
+        let params = r.f32s(total as u64, "parameters").ok()?;
         let mut state = Vec::with_capacity(shape.len());
         for (n, buffers) in &shape {
             state.push(
                 (0..*buffers)
-                    .map(|_| r.f32s(*n as u64))
+                    .map(|_| r.f32s(*n as u64, "state buffer").ok())
                     .collect::<Option<Vec<_>>>()?,
             );
         }
-        if !r.0.is_empty() {
-            return None;
-        }
+        r.finish().ok()?;
         let mut server = Self::new(
             spec,
             shape.iter().map(|(n, _)| *n).collect(),

@@ -13,6 +13,8 @@ use chiron_sandbox::{NamedTensor, SavedModel};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use chiron_codec::Reader;
+
 use crate::RuntimeError;
 use crate::sealing::{self, Sealer, associated_data};
 
@@ -134,7 +136,7 @@ pub fn seal_job(sealing_key: &[u8; 32], record: &JobRecord) -> Result<Vec<u8>, R
     );
     let padded = sealing::pad(&json, JOB_RECORD_BYTES)?;
     let name = job_blob(&record.job_id);
-    Sealer::new(sealing_key, b"", "chiron/v1/job-records")
+    Sealer::new(sealing_key, b"", "chiron/v1/job-records")?
         .seal(&associated_data("job", &name, 0), &padded)
 }
 
@@ -144,7 +146,7 @@ pub fn open_job(
     name: &str,
     sealed: &[u8],
 ) -> Result<JobRecord, RuntimeError> {
-    let padded = Sealer::new(sealing_key, b"", "chiron/v1/job-records")
+    let padded = Sealer::new(sealing_key, b"", "chiron/v1/job-records")?
         .open(&associated_data("job", name, 0), sealed)?;
     let record: JobRecord = serde_json::from_slice(sealing::unpad(&padded)?)
         // Not the parser's message: it may quote the (secret) contents.
@@ -168,12 +170,12 @@ pub struct ModuleRecord {
 
 /// Blob name of the module with `digest`: keyed, so the host cannot tell which module it holds
 /// from its name.
-pub fn module_blob(sealing_key: &[u8; 32], digest: &str) -> String {
-    let h = sealing::derive(sealing_key, digest.as_bytes(), b"chiron/v1/module-name");
-    format!("modules/{}", sealing::hex(&h[..16]))
+pub fn module_blob(sealing_key: &[u8; 32], digest: &str) -> Result<String, RuntimeError> {
+    let h = sealing::derive(sealing_key, digest.as_bytes(), b"chiron/v1/module-name")?;
+    Ok(format!("modules/{}", chiron_codec::hex(&h[..16])))
 }
 
-fn module_sealer(sealing_key: &[u8; 32]) -> Sealer {
+fn module_sealer(sealing_key: &[u8; 32]) -> Result<Sealer, RuntimeError> {
     Sealer::new(sealing_key, b"", "chiron/v1/modules")
 }
 
@@ -186,7 +188,7 @@ pub fn seal_module(
     let mut bytes = Vec::with_capacity(32 + record.module.len());
     bytes.extend_from_slice(&record.operator_token_hash);
     bytes.extend_from_slice(&record.module);
-    module_sealer(sealing_key).seal(&associated_data("module", name, 0), &bytes)
+    module_sealer(sealing_key)?.seal(&associated_data("module", name, 0), &bytes)
 }
 
 /// Opens a module record stored as `name`.
@@ -195,15 +197,14 @@ pub fn open_module(
     name: &str,
     sealed: &[u8],
 ) -> Result<ModuleRecord, RuntimeError> {
-    let bytes = module_sealer(sealing_key).open(&associated_data("module", name, 0), sealed)?;
-    if bytes.len() < 32 {
-        return Err(RuntimeError::Record("module record too short".into()));
-    }
-    let mut operator_token_hash = [0u8; 32];
-    operator_token_hash.copy_from_slice(&bytes[..32]);
+    let bytes = module_sealer(sealing_key)?.open(&associated_data("module", name, 0), sealed)?;
+    let mut r = Reader::new(&bytes);
+    let operator_token_hash = r
+        .array("operator token hash")
+        .map_err(|_| RuntimeError::Record("module record too short".into()))?;
     Ok(ModuleRecord {
         operator_token_hash,
-        module: bytes[32..].to_vec(),
+        module: r.take_rest().to_vec(),
     })
 }
 
@@ -216,27 +217,33 @@ pub fn model_key_root(record: &JobRecord) -> Option<Zeroizing<[u8; 64]>> {
     Some(root)
 }
 
-/// The sealer of a job's model (model key only).
-pub fn model_sealer(record: &JobRecord) -> Option<Sealer> {
-    let root = model_key_root(record)?;
-    Some(Sealer::new(
-        root.as_ref(),
-        record.job_id.as_bytes(),
-        "chiron/v1/model",
-    ))
+/// The sealer of a job's model (model key only); `Ok(None)` until the operator's share is
+/// released.
+pub fn model_sealer(record: &JobRecord) -> Result<Option<Sealer>, RuntimeError> {
+    let Some(root) = model_key_root(record) else {
+        return Ok(None);
+    };
+    Sealer::new(root.as_ref(), record.job_id.as_bytes(), "chiron/v1/model").map(Some)
 }
 
-/// The sealer of a job's checkpoints (the enclave's sealing key and the model key).
-pub fn checkpoint_sealer(sealing_key: &[u8; 32], record: &JobRecord) -> Option<Sealer> {
-    let root = model_key_root(record)?;
+/// The sealer of a job's checkpoints (the enclave's sealing key and the model key); `Ok(None)`
+/// until the operator's share is released.
+pub fn checkpoint_sealer(
+    sealing_key: &[u8; 32],
+    record: &JobRecord,
+) -> Result<Option<Sealer>, RuntimeError> {
+    let Some(root) = model_key_root(record) else {
+        return Ok(None);
+    };
     let mut ikm = Zeroizing::new([0u8; 96]);
     ikm[..32].copy_from_slice(sealing_key);
     ikm[32..].copy_from_slice(root.as_ref());
-    Some(Sealer::new(
+    Sealer::new(
         ikm.as_ref(),
         record.job_id.as_bytes(),
         "chiron/v1/checkpoints",
-    ))
+    )
+    .map(Some)
 }
 
 /// A saved model's bytes in the safetensors layout (an 8-byte header length, a JSON header of
@@ -355,16 +362,17 @@ mod tests {
     #[test]
     fn the_model_key_needs_both_shares() {
         let mut r = record();
-        assert!(model_sealer(&r).is_none());
+        assert!(model_sealer(&r).unwrap().is_none());
         r.operator_share = Some([4; 32]);
-        let sealed = model_sealer(&r).unwrap().seal(b"ad", b"model").unwrap();
+        let sealer = |r: &JobRecord| model_sealer(r).unwrap().unwrap();
+        let sealed = sealer(&r).seal(b"ad", b"model").unwrap();
         let mut other = r.clone();
         other.operator_share = Some([5; 32]);
-        assert!(model_sealer(&other).unwrap().open(b"ad", &sealed).is_err());
+        assert!(sealer(&other).open(b"ad", &sealed).is_err());
         let mut other = r.clone();
         other.owner_share = [6; 32];
-        assert!(model_sealer(&other).unwrap().open(b"ad", &sealed).is_err());
-        assert!(model_sealer(&r).unwrap().open(b"ad", &sealed).is_ok());
+        assert!(sealer(&other).open(b"ad", &sealed).is_err());
+        assert!(sealer(&r).open(b"ad", &sealed).is_ok());
     }
 
     #[test]

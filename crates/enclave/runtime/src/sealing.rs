@@ -4,8 +4,8 @@
 //!
 //! Sealed layout: nonce (12) ‖ ciphertext ‖ tag (16).
 
+use chiron_codec::{CodecError, Reader};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
@@ -19,23 +19,14 @@ pub struct Sealer {
     key: LessSafeKey,
 }
 
-struct Len32;
-impl hkdf::KeyType for Len32 {
-    fn len(&self) -> usize {
-        32
-    }
+/// HKDF-SHA256 of `ikm` with `salt` and `info`, 32 bytes ([`chiron_codec::hkdf_sha256`]). It
+/// cannot fail for this length; if it did, the failure is an error, never a zero key.
+pub fn derive(ikm: &[u8], salt: &[u8], info: &[u8]) -> Result<Zeroizing<[u8; 32]>, RuntimeError> {
+    chiron_codec::hkdf_sha256(ikm, salt, info).map_err(key_derivation)
 }
 
-/// HKDF-SHA256 of `ikm` with `salt` and `info`, 32 bytes.
-pub fn derive(ikm: &[u8], salt: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
-    let mut out = Zeroizing::new([0u8; 32]);
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm);
-    let info = [info];
-    // 32 bytes is far below HKDF-SHA256's 8160-byte limit: `expand` and `fill` cannot fail.
-    if let Ok(okm) = prk.expand(&info, Len32) {
-        let _ = okm.fill(out.as_mut());
-    }
-    out
+fn key_derivation(e: CodecError) -> RuntimeError {
+    RuntimeError::Platform(format!("key derivation failed: {e}"))
 }
 
 /// Fills a buffer from the system's CSPRNG.
@@ -45,11 +36,6 @@ pub fn random<const N: usize>() -> Result<[u8; N], RuntimeError> {
         .fill(&mut b)
         .map_err(|_| RuntimeError::Platform("random number generator failed".into()))?;
     Ok(b)
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    chiron_attest::hex(bytes)
 }
 
 /// The associated data of a blob: a domain label, its kind, its name and its version.
@@ -65,17 +51,16 @@ pub fn associated_data(kind: &str, name: &str, version: u64) -> Vec<u8> {
 }
 
 impl Sealer {
-    /// A sealer keyed by HKDF(`root`, `salt`, `purpose`).
-    pub fn new(root: &[u8], salt: &[u8], purpose: &str) -> Self {
-        let k = derive(root, salt, purpose.as_bytes());
-        // A 32-byte key is always valid for AES-256-GCM.
-        let key = match UnboundKey::new(&AES_256_GCM, k.as_ref()) {
-            Ok(k) => k,
-            Err(_) => unreachable!("AES-256-GCM takes any 32-byte key"),
-        };
-        Self {
+    /// A sealer keyed by HKDF(`root`, `salt`, `purpose`); an error only if the key cannot be
+    /// derived or taken (neither can happen for a 32-byte AES-256-GCM key, but neither is
+    /// papered over).
+    pub fn new(root: &[u8], salt: &[u8], purpose: &str) -> Result<Self, RuntimeError> {
+        let k = derive(root, salt, purpose.as_bytes())?;
+        let key = UnboundKey::new(&AES_256_GCM, k.as_ref())
+            .map_err(|_| RuntimeError::Platform("AES-256-GCM refused a 32-byte key".into()))?;
+        Ok(Self {
             key: LessSafeKey::new(key),
-        }
+        })
     }
 
     /// Seals `plaintext` bound to `ad`.
@@ -102,10 +87,12 @@ impl Sealer {
         if sealed.len() < OVERHEAD {
             return Err(RuntimeError::Unseal("too short"));
         }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| RuntimeError::Unseal("bad nonce"))?;
-        let mut buf = Zeroizing::new(body.to_vec());
+        let mut r = Reader::new(sealed);
+        let nonce = Nonce::assume_unique_for_key(
+            r.array::<NONCE_LEN>("nonce")
+                .map_err(|_| RuntimeError::Unseal("too short"))?,
+        );
+        let mut buf = Zeroizing::new(r.take_rest().to_vec());
         let len = self
             .key
             .open_in_place(nonce, Aad::from(ad), buf.as_mut_slice())
@@ -131,18 +118,14 @@ pub fn pad(plaintext: &[u8], size: usize) -> Result<Zeroizing<Vec<u8>>, RuntimeE
     Ok(out)
 }
 
-/// The record inside [`pad`]'s output.
+/// The record inside [`pad`]'s output (the zeros after it are not read).
 pub fn unpad(padded: &[u8]) -> Result<&[u8], RuntimeError> {
+    // A fixed message: the reader's would state the record's length, which padding hides.
     let bad = || RuntimeError::Record("bad padding".into());
-    let len_bytes: [u8; 8] = padded
-        .get(..8)
-        .ok_or_else(bad)?
-        .try_into()
-        .map_err(|_| bad())?;
-    let len = usize::try_from(u64::from_le_bytes(len_bytes)).map_err(|_| bad())?;
-    padded
-        .get(8..8usize.checked_add(len).ok_or_else(bad)?)
-        .ok_or_else(bad)
+    let mut r = Reader::new(padded);
+    let len = r.u64("record length").map_err(|_| bad())?;
+    let len = usize::try_from(len).map_err(|_| bad())?;
+    r.take(len, "record").map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -152,7 +135,7 @@ mod tests {
 
     #[test]
     fn seal_open_and_every_tamper_is_refused() {
-        let s = Sealer::new(&[7; 32], b"salt", "test");
+        let s = Sealer::new(&[7; 32], b"salt", "test").unwrap();
         let ad = associated_data("checkpoint", "job", 3);
         let sealed = s.seal(&ad, b"weights").unwrap();
         assert_eq!(&s.open(&ad, &sealed).unwrap()[..], b"weights");
@@ -172,6 +155,7 @@ mod tests {
         );
         assert!(
             Sealer::new(&[8; 32], b"salt", "test")
+                .unwrap()
                 .open(&ad, &sealed)
                 .is_err()
         );

@@ -317,7 +317,7 @@ impl Owner for Services {
                 "job policy: top_k is larger than the dataset's classes",
             ));
         }
-        let job_id = sealing::hex(&sealing::random::<16>().map_err(internal)?);
+        let job_id = chiron_codec::hex(&sealing::random::<16>().map_err(internal)?);
         let record = JobRecord {
             revision: 1,
             job_id: job_id.clone(),
@@ -690,7 +690,7 @@ impl Services {
 
 /// What a fetched model blob holds: the model, the dummy, or nothing that opens.
 fn open_model(record: &JobRecord, sealed: &[u8]) -> ModelState {
-    let Some(sealer) = records::model_sealer(record) else {
+    let Ok(Some(sealer)) = records::model_sealer(record) else {
         return ModelState::Damaged;
     };
     let Ok(padded) = sealer.open(&associated_data("model", &record.job_id, 0), sealed) else {

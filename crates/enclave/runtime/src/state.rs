@@ -133,7 +133,7 @@ impl Runtime {
         operator_token_hash: [u8; 32],
     ) -> Result<String, RuntimeError> {
         let digest = module.digest_hex();
-        let name = records::module_blob(&self.sealing_key, &digest);
+        let name = records::module_blob(&self.sealing_key, &digest)?;
         let sealed = records::seal_module(
             &self.sealing_key,
             &name,
@@ -166,7 +166,7 @@ impl Runtime {
         {
             return Ok(Some(m));
         }
-        let name = records::module_blob(&self.sealing_key, digest);
+        let name = records::module_blob(&self.sealing_key, digest)?;
         let Some(sealed) = self.host.get(&name).await? else {
             return Ok(None);
         };
@@ -196,7 +196,7 @@ impl Runtime {
     /// The bytes of the module with `digest`, as registered (to forward to worker enclaves).
     /// `Ok(None)` if no such module was registered with this enclave.
     pub async fn module_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>, RuntimeError> {
-        let name = records::module_blob(&self.sealing_key, digest);
+        let name = records::module_blob(&self.sealing_key, digest)?;
         let Some(sealed) = self.host.get(&name).await? else {
             return Ok(None);
         };

@@ -155,7 +155,7 @@ async fn write_checkpoint(
         .ok()
         .and_then(|j| j.get(job_id).map(|j| j.record.clone()))
         .ok_or_else(|| crate::RuntimeError::Record("no such job".into()))?;
-    let sealer = records::checkpoint_sealer(runtime.sealing_key(), &record).ok_or_else(no_key)?;
+    let sealer = records::checkpoint_sealer(runtime.sealing_key(), &record)?.ok_or_else(no_key)?;
     let payload = frame(offer.as_ref().map(|o| o.payload.as_slice()));
     let padded = sealing::pad(&payload, policy.sealed_blob_bytes())?;
     let sealed = sealer.seal(&associated_data("checkpoint", job_id, tick), &padded)?;
@@ -204,8 +204,9 @@ async fn load_checkpoint_tick(
     record: &JobRecord,
     tick: u64,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, FailureCode> {
-    let sealer =
-        records::checkpoint_sealer(runtime.sealing_key(), record).ok_or(FailureCode::Internal)?;
+    let sealer = records::checkpoint_sealer(runtime.sealing_key(), record)
+        .map_err(|e| fail_code(&e))?
+        .ok_or(FailureCode::Internal)?;
     let sealed = runtime
         .host
         .get(&records::checkpoint_slot(&record.job_id, tick))
@@ -376,7 +377,7 @@ async fn finish(
     policy: &JobPolicy,
     result: RunResult,
 ) -> Result<(), crate::RuntimeError> {
-    let sealer = records::model_sealer(record)
+    let sealer = records::model_sealer(record)?
         .ok_or_else(|| crate::RuntimeError::Record("no model key".into()))?;
     let (payload, phase, failure, metrics) = match &result {
         Ok(t) => (

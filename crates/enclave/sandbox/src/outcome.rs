@@ -168,45 +168,30 @@ impl TrainCheckpoint {
 
     /// Parses [`TrainCheckpoint::to_bytes`] output; `InvalidArgument` for anything else.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EngineError> {
-        let bad = EngineError::InvalidArgument;
-        let mut rest = bytes;
-        let mut take = |n: usize| -> Result<&[u8], EngineError> {
-            if n > rest.len() {
-                return Err(bad);
-            }
-            let (head, tail) = rest.split_at(n);
-            rest = tail;
-            Ok(head)
-        };
-        if take(8)? != TRAIN_CHECKPOINT_MAGIC {
-            return Err(bad);
+        let mut r = chiron_codec::Reader::new(bytes);
+        if &r.array::<8>("checkpoint magic")? != TRAIN_CHECKPOINT_MAGIC {
+            return Err(EngineError::InvalidArgument);
         }
-        let u32_at = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let u64_at = |b: &[u8]| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[..8]);
-            u64::from_le_bytes(a)
-        };
-        let epochs_done = u32_at(take(4)?);
-        let n = u32_at(take(4)?) as usize;
+        let epochs_done = r.u32("epochs done")?;
+        let n = r.u32("progress count")?;
         let mut progress = Vec::new();
         for _ in 0..n {
-            let b = take(16)?;
             progress.push(Progress {
-                step: u64_at(b),
-                total: u64_at(&b[8..]),
+                step: r.u64("progress step")?,
+                total: r.u64("progress total")?,
             });
         }
-        let n = u32_at(take(4)?) as usize;
+        let n = r.u32("metric count")?;
         let mut metrics = Vec::new();
         for _ in 0..n {
-            let b = take(13)?;
             metrics.push(MetricPoint {
-                metric: metric_from_code(b[0]).ok_or(bad)?,
-                step: u64_at(&b[1..]),
-                value: f32::from_le_bytes([b[9], b[10], b[11], b[12]]),
+                metric: metric_from_code(r.u8("metric code")?)
+                    .ok_or(EngineError::InvalidArgument)?,
+                step: r.u64("metric step")?,
+                value: r.f32("metric value")?,
             });
         }
+        let rest = r.take_rest();
         let engine = EngineCheckpoint::from_bytes(rest)?;
         Ok(Self {
             epochs_done,

@@ -385,7 +385,7 @@ impl TrainerModule {
 
     /// [`TrainerModule::digest`] as lowercase hex.
     pub fn digest_hex(&self) -> String {
-        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+        chiron_codec::hex(&self.digest)
     }
 
     fn train_fn(

@@ -127,7 +127,7 @@ async fn run_async(args: &DemoArgs) -> CliResult {
         "  {} records ({}) -> {file_bytes} bytes sealed, key id {}",
         header.schema.total_records(),
         split_summary(&header),
-        key.id()
+        header.key_id
     );
     let header_bytes = header.encode().len() as u64;
     outln!(

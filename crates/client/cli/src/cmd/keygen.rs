@@ -14,7 +14,7 @@ pub fn run(out: &Path) -> CliResult {
     outln!(
         "wrote a new owner key to {} (key id {})",
         out.display(),
-        key.id()
+        key.id()?
     );
     Ok(())
 }

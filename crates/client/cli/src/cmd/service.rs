@@ -269,7 +269,7 @@ pub async fn submit(
     JobPolicy::parse(policy)?;
     let bytes = std::fs::read(data).map_err(|e| format!("cannot read {}: {e}", data.display()))?;
     let (header, _) = SealedDataset::read_header(&bytes)?;
-    if header.key_id != key.id() {
+    if header.key_id != key.id()? {
         return Err(format!("{} is not sealed under this key", data.display()).into());
     }
     // A matching key id is not proof: authenticate the sealed class names and the first chunk,
@@ -277,7 +277,7 @@ pub async fn submit(
     SealedDataset::open(bytes.as_slice(), key)
         .and_then(|d| d.check_key())
         .map_err(|e| format!("{} does not open under this key: {e}", data.display()))?;
-    let data_key = key.data_key(&header.dataset_id);
+    let data_key = key.data_key(&header.dataset_id)?;
     let blob = format!("datasets/{}", chiron_attest::hex(&header.dataset_id));
     HostApi::connect(&settings.host_api)
         .await?

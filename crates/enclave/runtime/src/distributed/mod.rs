@@ -18,6 +18,7 @@ pub mod worker;
 
 use std::sync::Arc;
 
+use chiron_codec::{CodecError, Reader};
 use chiron_sandbox::SavedModel;
 use zeroize::Zeroizing;
 
@@ -49,6 +50,15 @@ pub fn f32s(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// A record of `what` that did not decode, naming the field but not its offset or length (the
+/// lengths of a job's checkpoints and models are what their padding hides).
+fn malformed(what: &str, e: &CodecError) -> RuntimeError {
+    RuntimeError::Record(match e.field() {
+        Some(field) => format!("malformed {what}: bad {field} field"),
+        None => format!("malformed {what}: bytes after the last field"),
+    })
+}
+
 /// A worker's final result: its saved model and the metrics the owner may see, one record
 /// (`metrics` length u32, metrics JSON, model), padded by the caller. `None` for a model that
 /// cannot be encoded ([`records::model_to_bytes`]).
@@ -64,14 +74,15 @@ pub fn encode_result(model: &SavedModel, metrics: &[MetricRecord]) -> Option<Zer
 /// Parses [`encode_result`] output.
 pub fn decode_result(bytes: &[u8]) -> Result<(SavedModel, Vec<MetricRecord>), RuntimeError> {
     let bad = || RuntimeError::Record("malformed worker result".into());
-    let len = bytes
-        .get(..4)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(u32::from_le_bytes)
-        .ok_or_else(bad)? as usize;
-    let json = bytes.get(4..4 + len).ok_or_else(bad)?;
+    let mut r = Reader::new(bytes);
+    let len = r
+        .u32("metrics length")
+        .map_err(|e| malformed("worker result", &e))?;
+    let json = r
+        .take(len as usize, "metrics")
+        .map_err(|e| malformed("worker result", &e))?;
     let metrics: Vec<MetricRecord> = serde_json::from_slice(json).map_err(|_| bad())?;
-    let model = records::model_from_bytes(bytes.get(4 + len..).ok_or_else(bad)?)?;
+    let model = records::model_from_bytes(r.take_rest())?;
     Ok((model, metrics))
 }
 
@@ -103,28 +114,18 @@ impl ServerCheckpoint {
 
     /// Parses [`ServerCheckpoint::to_bytes`] output.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RuntimeError> {
-        let bad = || RuntimeError::Record("malformed server checkpoint".into());
-        let mut rest = bytes;
-        let mut take = |n: usize| -> Result<&[u8], RuntimeError> {
-            if rest.len() < n {
-                return Err(bad());
-            }
-            let (head, tail) = rest.split_at(n);
-            rest = tail;
-            Ok(head)
+        let bad = |e: CodecError| malformed("server checkpoint", &e);
+        let mut r = Reader::new(bytes);
+        let epochs_done = r.u32("epochs done").map_err(bad)?;
+        let position = r.u64("position").map_err(bad)?;
+        let mut part = |field: &'static str| -> Result<Zeroizing<Vec<u8>>, RuntimeError> {
+            // A length beyond `usize` cannot be in memory: `take` refuses it.
+            let n = usize::try_from(r.u64(field).map_err(bad)?).unwrap_or(usize::MAX);
+            Ok(Zeroizing::new(r.take(n, field).map_err(bad)?.to_vec()))
         };
-        let u64_at = |b: &[u8]| -> Result<u64, RuntimeError> {
-            Ok(u64::from_le_bytes(b.try_into().map_err(|_| bad())?))
-        };
-        let epochs_done = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
-        let position = u64_at(take(8)?)?;
-        let n = usize::try_from(u64_at(take(8)?)?).map_err(|_| bad())?;
-        let trainer = Zeroizing::new(take(n)?.to_vec());
-        let n = usize::try_from(u64_at(take(8)?)?).map_err(|_| bad())?;
-        let server = Zeroizing::new(take(n)?.to_vec());
-        if !rest.is_empty() {
-            return Err(bad());
-        }
+        let trainer = part("trainer checkpoint")?;
+        let server = part("parameter server")?;
+        r.finish().map_err(bad)?;
         Ok(Self {
             epochs_done,
             position,

@@ -262,6 +262,7 @@ impl Parties {
                 data_key: self
                     .key
                     .data_key(&header.dataset_id)
+                    .unwrap()
                     .expose_secret()
                     .to_vec(),
                 policy_toml: policy.to_string(),
