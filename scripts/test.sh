@@ -16,6 +16,17 @@ if ! rustup which clippy-driver >/dev/null 2>&1; then rustup component add clipp
 RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
 export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings"
 cargo build -j2 --workspace --all-targets -q
+# The guest workspace (trainers, SDK, fixture guests): lint, and the committed test components
+# must equal a fresh build of their sources (about a minute once the host build is done).
+scripts/check-guests.sh
+# The owner's and operator's `chiron` (`--no-default-features`: no demo, cluster, bench or
+# trainer test) must not link the enclave's crates or the host. Checked on the dependency
+# graph: building that configuration recompiles ~200 dependencies with other features.
+if cargo tree -q -p chiron-cli --no-default-features -e normal --prefix none \
+    | grep -E '^chiron-(engine|sandbox|enclave|host) '; then
+  echo "chiron-cli without its dev feature links the crates above" >&2
+  exit 1
+fi
 if cargo nextest --version >/dev/null 2>&1; then
   # Profile `ci` (.config/nextest.toml): hung tests are killed, JUnit XML in target/nextest/ci.
   cargo nextest run -j2 --workspace --no-fail-fast --profile ci

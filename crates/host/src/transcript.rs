@@ -21,7 +21,7 @@ pub struct Transcript {
 
 impl Transcript {
     /// An empty transcript keeping [`DEFAULT_ENTRIES`]; with `echo`, each entry is also
-    /// printed on standard error.
+    /// logged through `tracing` (an `info` event of target `chiron_host`).
     pub fn new(echo: bool) -> Self {
         Self::with_capacity(echo, DEFAULT_ENTRIES)
     }
@@ -41,7 +41,15 @@ impl Transcript {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         if self.echo {
-            eprintln!("[chiron-host] {text}");
+            // The host's log: `tracing`, so operators filter and format it their way
+            // (chiron-host installs a subscriber on standard error; RUST_LOG selects). A
+            // process that installed none (a test, `chiron cluster up --verbose`) still sees
+            // the line.
+            if tracing::dispatcher::has_been_set() {
+                tracing::info!(target: "chiron_host", "{text}");
+            } else {
+                eprintln!("[chiron-host] {text}");
+            }
         }
         if let Ok(mut e) = self.entries.lock() {
             if e.len() == self.capacity {

@@ -4,6 +4,11 @@
 //! datasets, TEE evidence, trainer modules, jobs and predictions against a running service, and
 //! `chiron demo`, the whole owner → operator → training → prediction flow on the embedded
 //! digits dataset with a simulated TEE.
+//!
+//! The development commands (`demo`, `cluster`, `bench`, `trainer test`) are the default
+//! feature `dev`: they link the enclave's engine and sandbox and the host. The owner's and
+//! operator's build leaves them out: `cargo install --path crates/client/cli
+//! --no-default-features`.
 
 #![forbid(unsafe_code)]
 // Output goes through `ui::outln!`, which ends quietly when stdout is closed (see `ui`).
@@ -48,20 +53,24 @@ enum Command {
     /// Owner: black-box predictions of a trained job (images, CSV rows, .npy arrays).
     Predict(cmd::predict::PredictArgs),
     /// A distributed deployment on loopback (sim TEE): `chiron cluster up --workers N`.
+    #[cfg(feature = "dev")]
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
     /// Run the whole flow — host, sim enclave, owner, operator, training, predictions — on the
     /// embedded UCI digits dataset.
+    #[cfg(feature = "dev")]
     Demo(cmd::demo::DemoArgs),
     /// Benchmarks against a service started for the purpose (`chiron bench predict`).
+    #[cfg(feature = "dev")]
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Trainer(cmd::trainer::TrainerCommand::Test { .. }) = &cli.command
-        && let Some(code) = cmd::trainer::rerun_with_enclave_malloc()
+    #[cfg(feature = "dev")]
+    if let Command::Trainer(cmd::trainer::TrainerCommand::Test(_)) = &cli.command
+        && let Some(code) = cmd::trainer_test::rerun_with_enclave_malloc()
     {
         return code;
     }
@@ -72,8 +81,11 @@ fn main() -> ExitCode {
         Command::Trainer(c) => cmd::trainer::run(c),
         Command::Job(c) => cmd::service::run(c),
         Command::Predict(args) => cmd::predict::run(&args),
+        #[cfg(feature = "dev")]
         Command::Cluster(c) => cmd::cluster::run(c),
+        #[cfg(feature = "dev")]
         Command::Demo(args) => cmd::demo::run(&args),
+        #[cfg(feature = "dev")]
         Command::Bench(c) => cmd::bench::run(c),
     };
     match result {

@@ -204,6 +204,7 @@ fn failed_or_refused_seals_leave_nothing_behind() {
     );
 }
 
+#[cfg(feature = "dev")]
 #[test]
 fn demo_runs_end_to_end_and_reports_json() {
     let out = ok(&["demo", "--json"]);

@@ -32,9 +32,21 @@ async fn wait_for_stop_signal() {
     }
 }
 
+/// The host's log on standard error, `info` and above unless `RUST_LOG` says otherwise.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    init_logging();
     let run = async {
         let mut config = HostConfig::load(&args.config)?;
         config.echo_log = true;
@@ -51,7 +63,7 @@ async fn main() -> ExitCode {
     match run.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("chiron-host: {e}");
+            tracing::error!(target: "chiron_host", "{e}");
             ExitCode::FAILURE
         }
     }

@@ -67,7 +67,7 @@ enum CifarVariantArg {
 
 /// `--missing`: what an empty CSV cell becomes (`dataset seal` and `predict`).
 #[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum MissingArg {
+enum MissingArg {
     /// A missing cell is an error.
     Error,
     /// A missing cell becomes 0.
@@ -121,18 +121,8 @@ pub struct SealArgs {
     /// CSV: name of the label column (with --no-header, its 0-based index).
     #[arg(long, required_if_eq("format", "csv"))]
     label_column: Option<String>,
-    /// CSV: the first line is data, columns are named 0, 1, 2, ...
-    #[arg(long)]
-    no_header: bool,
-    /// CSV: field delimiter.
-    #[arg(long, default_value_t = ',')]
-    delimiter: char,
-    /// CSV: what to do with empty cells.
-    #[arg(long, value_enum, default_value_t = MissingArg::Error)]
-    missing: MissingArg,
-    /// CSV: map a non-numeric cell text to a number, e.g. `yes=1` (repeatable).
-    #[arg(long, value_parser = parse_mapping)]
-    map_value: Vec<(String, f32)>,
+    #[command(flatten)]
+    csv: CsvArgs,
 
     /// CIFAR: 10 or 100 (default: from file names or sizes).
     #[arg(long, value_enum)]
@@ -150,9 +140,43 @@ pub struct SealArgs {
     skip_unknown: bool,
 }
 
+/// The CSV reading flags `dataset seal` and `predict` share, so a file reads the same way in
+/// both.
+#[derive(Args)]
+pub(crate) struct CsvArgs {
+    /// CSV: the first line is data, columns are named 0, 1, 2, ...
+    #[arg(long)]
+    no_header: bool,
+    /// CSV: field delimiter.
+    #[arg(long, default_value_t = ',')]
+    delimiter: char,
+    /// CSV: what to do with empty cells.
+    #[arg(long, value_enum, default_value_t = MissingArg::Error)]
+    missing: MissingArg,
+    /// CSV: map a non-numeric cell text to a number, e.g. `yes=1` (repeatable; predictions use
+    /// the mapping the dataset was sealed with).
+    #[arg(long, value_parser = parse_mapping)]
+    map_value: Vec<(String, f32)>,
+}
+
+impl CsvArgs {
+    /// The importer's options, with `label_column` (a header name, or with `--no-header` a
+    /// 0-based index) read as the label or left out.
+    pub(crate) fn options(&self, label_column: Option<&str>) -> CliResult<csv::CsvOptions> {
+        Ok(csv::CsvOptions {
+            label_column: label_column.unwrap_or_default().to_string(),
+            has_header: !self.no_header,
+            delimiter: u8::try_from(self.delimiter)
+                .map_err(|_| "--delimiter must be a single ASCII character")?,
+            missing: self.missing.policy(),
+            value_map: self.map_value.clone(),
+        })
+    }
+}
+
 impl MissingArg {
     /// The importer's policy for this flag value.
-    pub(crate) fn policy(self) -> csv::MissingPolicy {
+    fn policy(self) -> csv::MissingPolicy {
         match self {
             MissingArg::Error => csv::MissingPolicy::Error,
             MissingArg::Zero => csv::MissingPolicy::Zero,
@@ -162,7 +186,7 @@ impl MissingArg {
 }
 
 /// Parses a `--map-value TEXT=NUMBER` argument.
-pub(crate) fn parse_mapping(s: &str) -> Result<(String, f32), String> {
+fn parse_mapping(s: &str) -> Result<(String, f32), String> {
     let (text, value) = s
         .rsplit_once('=')
         .ok_or_else(|| format!("expected TEXT=NUMBER, got {s:?}"))?;
@@ -263,18 +287,7 @@ fn import(args: &SealArgs) -> CliResult<(Dataset, usize)> {
             };
             cifar::import(inputs, variant, label)?
         }
-        Format::Csv => {
-            let delimiter = u8::try_from(args.delimiter)
-                .map_err(|_| "--delimiter must be a single ASCII character")?;
-            let opts = csv::CsvOptions {
-                label_column: args.label_column.clone().unwrap_or_default(),
-                has_header: !args.no_header,
-                delimiter,
-                missing: args.missing.policy(),
-                value_map: args.map_value.clone(),
-            };
-            csv::import(inputs, &opts)?
-        }
+        Format::Csv => csv::import(inputs, &args.csv.options(args.label_column.as_deref())?)?,
         Format::Npy => npy::import(inputs)?,
         Format::Images => {
             let shape = match args.image_shape.as_deref() {
@@ -366,7 +379,7 @@ fn inspect(file: &Path, key: Option<&Path>, json: bool) -> CliResult {
     }
     let s = &header.schema;
     outln!("Chiron sealed dataset, format version {FORMAT_VERSION}");
-    outln!("  dataset id  {}", hex(&header.dataset_id));
+    outln!("  dataset id  {}", chiron_codec::hex(&header.dataset_id));
     outln!("  key id      {}", header.key_id);
     outln!(
         "  records     {} of dtype {}, shape {:?}",
@@ -406,7 +419,7 @@ pub fn header_json(header: &Header, header_bytes: u64, file_bytes: u64) -> serde
         .collect();
     json!({
         "format_version": FORMAT_VERSION,
-        "dataset_id": hex(&header.dataset_id),
+        "dataset_id": chiron_codec::hex(&header.dataset_id),
         "key_id": header.key_id.to_string(),
         "dtype": s.dtype.name(),
         "shape": s.shape,
@@ -448,8 +461,4 @@ pub fn split_summary(header: &Header) -> String {
         .map(|s| format!("{} {}", s.name, s.records))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

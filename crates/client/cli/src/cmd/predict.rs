@@ -12,7 +12,7 @@ use chiron_seal::Dtype;
 use clap::Args;
 
 use super::CliResult;
-use super::dataset::{MissingArg, parse_mapping};
+use super::dataset::CsvArgs;
 use super::service::{block_on, predict, print_predictions, token};
 
 /// Arguments of `chiron predict`.
@@ -48,32 +48,14 @@ pub struct PredictArgs {
     /// 0-based index).
     #[arg(long)]
     label_column: Option<String>,
-    /// CSV: the first line is data, columns are named 0, 1, 2, ...
-    #[arg(long)]
-    no_header: bool,
-    /// CSV: field delimiter.
-    #[arg(long, default_value_t = ',')]
-    delimiter: char,
-    /// CSV: what to do with empty cells (`mean`: the column's mean in the same file).
-    #[arg(long, value_enum, default_value_t = MissingArg::Error)]
-    missing: MissingArg,
-    /// CSV: map a non-numeric cell text to a number, e.g. `yes=1` (repeatable; use the mapping
-    /// the dataset was sealed with).
-    #[arg(long, value_parser = parse_mapping)]
-    map_value: Vec<(String, f32)>,
+    #[command(flatten)]
+    csv: CsvArgs,
 }
 
 impl PredictArgs {
     /// How CSV inputs are read.
     fn csv_options(&self) -> CliResult<chiron_data::csv::CsvOptions> {
-        Ok(chiron_data::csv::CsvOptions {
-            label_column: self.label_column.clone().unwrap_or_default(),
-            has_header: !self.no_header,
-            delimiter: u8::try_from(self.delimiter)
-                .map_err(|_| "--delimiter must be a single ASCII character")?,
-            missing: self.missing.policy(),
-            value_map: self.map_value.clone(),
-        })
+        self.csv.options(self.label_column.as_deref())
     }
 }
 
