@@ -562,15 +562,22 @@ impl Services {
             return Err(PredictFailure::NoModel);
         }
         let model = self.model(record).await;
-        let module = self.runtime.module(&record.trainer_digest).await;
+        // The trainer is fetched and compiled whatever the model turned out to be (the host
+        // sees the same gets, in the same order), but a request whose model is damaged, a
+        // dummy or missing is answered without waiting for the compilation: after a restart it
+        // can outlast a short reply time, which would turn `model-damaged` into
+        // `prediction-failed`. The reply leaves at its fixed time either way.
+        let runtime = Arc::clone(&self.runtime);
+        let digest = record.trainer_digest.clone();
+        let module = tokio::spawn(async move { runtime.module(&digest).await });
         let model = match model {
             ModelState::Loaded(model) => model,
             ModelState::Damaged => return Err(PredictFailure::ModelDamaged),
             ModelState::Dummy => return Err(PredictFailure::NoModel),
             ModelState::Unchecked => return Err(PredictFailure::PredictionFailed),
         };
-        match module {
-            Ok(Some(module)) => Ok((module, model)),
+        match module.await {
+            Ok(Ok(Some(module))) => Ok((module, model)),
             _ => Err(PredictFailure::PredictionFailed),
         }
     }
