@@ -31,3 +31,18 @@ fi
 if [ "${CHIRON_SETUP_DATA:-1}" = 1 ]; then
   apt_install /usr/share/datasets/fashion-mnist dataset-fashion-mnist
 fi
+
+# Python trainers are built with componentize-py (a PyPI wheel with CPython for wasm inside),
+# in a virtual environment of the repository; `chiron trainer build` finds it through
+# CHIRON_COMPONENTIZE_PY. Offline once installed.
+CHIRON_TOOLS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools"
+CHIRON_COMPONENTIZE_PY="$CHIRON_TOOLS/python/bin/componentize-py"
+if ! "$CHIRON_COMPONENTIZE_PY" --version 2>/dev/null | grep -q ' 0\.25\.1$'; then
+  apt_install python3 python3
+  # Debian's python3 creates virtual environments only with python3-venv (ensurepip) installed.
+  if ! python3 -c 'import ensurepip' 2>/dev/null; then apt_install /nonexistent python3-venv; fi
+  rm -rf "$CHIRON_TOOLS/python"
+  python3 -m venv "$CHIRON_TOOLS/python"
+  "$CHIRON_TOOLS/python/bin/pip" install -q --disable-pip-version-check componentize-py==0.25.1
+fi
+export CHIRON_COMPONENTIZE_PY

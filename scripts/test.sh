@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-export CHIRON_REQUIRE_REAL_DATA=1 CHIRON_REQUIRE_WASM_TARGET=1
+export CHIRON_REQUIRE_REAL_DATA=1 CHIRON_REQUIRE_WASM_TARGET=1 CHIRON_REQUIRE_PYTHON_TRAINERS=1
 
 cargo fmt --all -- --check
 # Lints as the code builds: clippy-driver wraps the workspace's own crates (what `cargo clippy`
@@ -19,6 +19,9 @@ cargo build -j2 --workspace --all-targets -q
 # The guest workspace (trainers, SDK, fixture guests): lint, and the committed test components
 # must equal a fresh build of their sources (about a minute once the host build is done).
 scripts/check-guests.sh
+# The Python SDK against a recorded host (standard library only, a few seconds): the example
+# Python trainers make the same engine calls, in the same order, as the Rust ones.
+python3 -m unittest discover -s crates/guest/python/tests
 # The owner's and operator's `chiron` (`--no-default-features`: no demo, cluster, bench or
 # trainer test) must not link the enclave's crates or the host. Checked on the dependency
 # graph: building that configuration recompiles ~200 dependencies with other features.

@@ -1,10 +1,15 @@
 //! Builds operator trainers into `chiron:trainer` components, on the operator's machine.
 //!
-//! A trainer is a Rust crate (a `cdylib` using `chiron-sdk`) compiled for
-//! `wasm32-unknown-unknown`. The core module that rustc emits carries the world's type
-//! information in a custom section (put there by wit-bindgen); [`componentize`] turns it into a
-//! component, the only form the enclave's sandbox loads. [`build_trainer`] does both steps for
-//! a crate directory and is what `chiron trainer build DIR` runs.
+//! A trainer is either
+//! - a Rust crate (a `cdylib` using `chiron-sdk`) compiled for `wasm32-unknown-unknown`: the
+//!   core module that rustc emits carries the world's type information in a custom section (put
+//!   there by wit-bindgen), and [`componentize`] turns it into a component; or
+//! - a Python directory with a `trainer.py` using the `chiron` SDK (`crates/guest/python`,
+//!   embedded here), which componentize-py turns into a component holding CPython
+//!   (see `python.rs`).
+//!
+//! A component is the only form the enclave's sandbox loads. [`build_trainer`] detects the kind
+//! of a directory and builds it; it is what `chiron trainer build DIR` runs.
 //!
 //! Nothing here is trusted by the enclave: the sandbox re-checks every component it loads (its
 //! imports must be exactly the `chiron:trainer` world). This crate only gives operators the
@@ -16,15 +21,37 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod python;
+
+pub use python::{COMPONENTIZE_PY_ENV, COMPONENTIZE_PY_SERIES, PYTHON_ENTRY};
+
 /// The Rust target trainers are built for (no WASI: the sandbox refuses WASI imports).
 pub const TARGET: &str = "wasm32-unknown-unknown";
 
 /// Why a trainer could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// The directory holds no `Cargo.toml`.
-    #[error("{0} does not contain a Cargo.toml (expected a trainer crate)")]
+    /// The directory holds neither a `Cargo.toml` nor a `trainer.py`.
+    #[error(
+        "{0} holds no trainer: expected a Cargo.toml (a Rust trainer crate) or a trainer.py \
+         (a Python trainer)"
+    )]
     NoManifest(PathBuf),
+    /// A manifest (`pyproject.toml`) does not parse.
+    #[error("{0}: {1}")]
+    Manifest(PathBuf, String),
+    /// componentize-py is missing or of another release series.
+    #[error("{0}")]
+    PythonTool(String),
+    /// componentize-py ran and failed (a Python error in the trainer, typically); `output` is
+    /// the end of what it printed.
+    #[error("componentize-py failed ({status}) building the Python trainer:\n{output}")]
+    Python {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// The last lines it printed.
+        output: String,
+    },
     /// cargo could not be started.
     #[error("could not run cargo: {0}")]
     Spawn(#[source] std::io::Error),
@@ -73,30 +100,60 @@ pub fn componentize(core_wasm: &[u8]) -> Result<Vec<u8>, ComponentizeError> {
         .map_err(|e| ComponentizeError(format!("{e:#}")))
 }
 
-/// How to run cargo for [`build_trainer_with`].
+/// How to run the build tools for [`build_trainer_with`].
 #[derive(Clone, Debug, Default)]
 pub struct BuildOptions {
     /// `-j` for cargo; `None` leaves cargo's default (or `CARGO_BUILD_JOBS` from the
     /// environment, which the child inherits).
     pub jobs: Option<u32>,
-    /// Lines of cargo output (diagnostics) are written to stderr when true; otherwise they are
-    /// collected silently and dropped on success.
+    /// Quiet: the tools' output (cargo's diagnostics, componentize-py's messages) is collected
+    /// and dropped on success (componentize-py's ends up in the error on failure); otherwise
+    /// it goes to stderr as it comes.
     pub quiet: bool,
 }
 
-/// Builds the trainer crate in `dir` (release, [`TARGET`]), componentises it and writes
-/// `<crate>.component.wasm` beside the core module in cargo's target directory; returns that
-/// path.
+/// The kinds of trainer [`build_trainer`] builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainerKind {
+    /// A Cargo project (`Cargo.toml`).
+    Rust,
+    /// A Python trainer (`trainer.py`, usually with a `pyproject.toml`).
+    Python,
+}
+
+/// What kind of trainer `dir` holds: a `Cargo.toml` makes it Rust, else a [`PYTHON_ENTRY`]
+/// makes it Python.
+pub fn detect(dir: &Path) -> Result<TrainerKind, BuildError> {
+    if dir.join("Cargo.toml").is_file() {
+        Ok(TrainerKind::Rust)
+    } else if dir.join(PYTHON_ENTRY).is_file() {
+        Ok(TrainerKind::Python)
+    } else {
+        Err(BuildError::NoManifest(dir.to_path_buf()))
+    }
+}
+
+/// Builds the trainer in `dir` and returns the component's path.
+///
+/// Rust: builds the crate (release, [`TARGET`]), componentises it and writes
+/// `<crate>.component.wasm` beside the core module in cargo's target directory. Python: runs
+/// componentize-py ([`COMPONENTIZE_PY_ENV`] or `PATH`) and writes
+/// `dir/target/chiron/<name>.component.wasm`, reusing it while its inputs are unchanged.
 pub fn build_trainer(dir: &Path) -> Result<PathBuf, BuildError> {
     build_trainer_with(dir, &BuildOptions::default())
 }
 
-/// [`build_trainer`] with explicit cargo options.
+/// [`build_trainer`] with explicit options.
 pub fn build_trainer_with(dir: &Path, options: &BuildOptions) -> Result<PathBuf, BuildError> {
-    let manifest = dir.join("Cargo.toml");
-    if !manifest.is_file() {
-        return Err(BuildError::NoManifest(dir.to_path_buf()));
+    match detect(dir)? {
+        TrainerKind::Rust => build_rust(dir, options),
+        TrainerKind::Python => python::build(dir, options),
     }
+}
+
+/// Builds a Rust trainer crate (see [`build_trainer`]).
+fn build_rust(dir: &Path, options: &BuildOptions) -> Result<PathBuf, BuildError> {
+    let manifest = dir.join("Cargo.toml");
     let manifest = manifest.canonicalize().map_err(|source| BuildError::Io {
         path: manifest.clone(),
         source,

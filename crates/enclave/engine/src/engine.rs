@@ -105,6 +105,8 @@ pub struct Engine {
     pub(crate) schema: Option<DataSchema>,
     pub(crate) device: Device,
     pub(crate) rng: Rng,
+    /// The sandbox's system randomness ([`Engine::fill_system_random`]).
+    system_rng: Rng,
     pub(crate) tensors: BTreeMap<u32, Entry>,
     next_tensor: u32,
     /// Bytes of live handles, stored gradients and optimizer state.
@@ -265,6 +267,7 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Self {
         Self {
             rng: Rng::main(config.seed),
+            system_rng: Rng::system(config.seed),
             config,
             data: None,
             schema: None,
@@ -284,6 +287,15 @@ impl Engine {
             exchange: None,
             deadline: None,
         }
+    }
+
+    /// Fills `out` from the job's system-randomness stream: seeded by [`EngineConfig::seed`] but
+    /// apart from the generator of initialisers, dropout and augmentation, so drawing from it
+    /// never changes what a trainer computes. For a sandbox's WASI `random` imports: the bytes
+    /// are fixed by the job, so they carry nothing in and reveal nothing out. (Not part of a
+    /// checkpoint: a resumed job restarts this stream.)
+    pub fn fill_system_random(&mut self, out: &mut [u8]) {
+        self.system_rng.fill(out);
     }
 
     /// Attaches the training data (training jobs only; prediction engines have none).

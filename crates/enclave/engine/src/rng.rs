@@ -6,6 +6,9 @@ use rand_core::{RngCore, SeedableRng};
 
 /// Stream of the main generator (initialisers, dropout, augmentation, in call order).
 const MAIN_STREAM: u64 = 0;
+/// Stream of the sandbox's system randomness (a guest's WASI `random`): apart from the main
+/// stream, so a trainer's runtime drawing random bytes does not move its weights or masks.
+const SYSTEM_STREAM: u64 = 1;
 
 /// A ChaCha8 generator with the few draws the engine needs.
 #[derive(Clone, Debug)]
@@ -17,6 +20,18 @@ impl Rng {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
         r.set_stream(MAIN_STREAM);
         Rng(r)
+    }
+
+    /// The system-randomness generator of an engine seeded with `seed` (see [`SYSTEM_STREAM`]).
+    pub(crate) fn system(seed: u64) -> Self {
+        let mut r = ChaCha8Rng::seed_from_u64(seed);
+        r.set_stream(SYSTEM_STREAM);
+        Rng(r)
+    }
+
+    /// Fills `out` with the generator's next bytes.
+    pub(crate) fn fill(&mut self, out: &mut [u8]) {
+        self.0.fill_bytes(out);
     }
 
     /// An independent generator for the permutation of `(split, epoch)`: it does not depend on
@@ -120,6 +135,14 @@ mod tests {
         assert_eq!(p1, p2);
         assert_ne!(p1, p3);
         assert_ne!(p1, p4);
+        let mut s1 = [0u8; 16];
+        let mut s2 = [0u8; 16];
+        Rng::system(7).fill(&mut s1);
+        Rng::system(7).fill(&mut s2);
+        assert_eq!(s1, s2);
+        let mut m = [0u8; 16];
+        Rng::main(7).fill(&mut m);
+        assert_ne!(s1, m, "the system stream is not the main one");
         let mut sorted = p1.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..50).collect::<Vec<u64>>());

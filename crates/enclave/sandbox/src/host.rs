@@ -102,10 +102,18 @@ pub(crate) struct HostState {
     pub last_checkpoint: Option<u32>,
     /// Whether `model.resume` was called (once per run).
     pub resumed: bool,
+    /// Where the guest's stdout and stderr go (the virtual WASI's console).
+    pub console: crate::wasi::Console,
 }
 
 impl HostState {
-    pub fn new(engine: ce::Engine, phase: Phase, limiter: Limiter, max_reports: usize) -> Self {
+    pub fn new(
+        engine: ce::Engine,
+        phase: Phase,
+        limiter: Limiter,
+        max_reports: usize,
+        console: crate::wasi::Console,
+    ) -> Self {
         Self {
             engine,
             phase,
@@ -120,6 +128,7 @@ impl HostState {
             checkpointing: Checkpointing::default(),
             last_checkpoint: None,
             resumed: false,
+            console,
         }
     }
 
@@ -668,7 +677,13 @@ mod tests {
             max_tensors: 100,
             max_steps: 10,
         });
-        HostState::new(engine, phase, Limiter::new(1 << 20, 100), 10)
+        HostState::new(
+            engine,
+            phase,
+            Limiter::new(1 << 20, 100),
+            10,
+            crate::wasi::Console::new(0),
+        )
     }
 
     fn tensor(s: &mut HostState) -> R {

@@ -32,6 +32,7 @@ mod failure;
 mod host;
 mod outcome;
 mod sandbox;
+mod wasi;
 
 pub use chiron_engine::{EngineCheckpoint, EngineConfig, EngineError};
 pub use failure::{FailureCode, LoadError, SandboxError};
@@ -43,3 +44,4 @@ pub use sandbox::{
     Sandbox, SandboxLimits, TrainerModule, measure_fresh_instance, run_predict,
     run_predict_prepared, run_predict_within, run_train, run_train_with,
 };
+pub use wasi::MAX_RANDOM_BYTES;

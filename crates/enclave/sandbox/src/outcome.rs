@@ -46,6 +46,31 @@ pub struct SavedModel {
     pub tensors: Vec<NamedTensor>,
 }
 
+impl SavedModel {
+    /// SHA-256 over every tensor's name, shape and value bits, in order: two models with the
+    /// same digest are bit-identical (how `chiron trainer test` shows that two trainers — say a
+    /// Rust one and its Python port — computed the same weights).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(&(self.tensors.len() as u64).to_le_bytes());
+        for tensor in &self.tensors {
+            ctx.update(&(tensor.name.len() as u64).to_le_bytes());
+            ctx.update(tensor.name.as_bytes());
+            ctx.update(&(tensor.shape.len() as u64).to_le_bytes());
+            for dim in &tensor.shape {
+                ctx.update(&dim.to_le_bytes());
+            }
+            ctx.update(&(tensor.values.len() as u64).to_le_bytes());
+            for value in &tensor.values {
+                ctx.update(&value.to_bits().to_le_bytes());
+            }
+        }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(ctx.finish().as_ref());
+        digest
+    }
+}
+
 /// A saved model made ready for predictions once: its tensors frozen in the engine
 /// ([`chiron_engine::FrozenTensors`]), so each prediction's fresh engine borrows them rather
 /// than copying them. Shapes and names only in `Debug`.

@@ -61,6 +61,10 @@ pub struct SandboxLimits {
     /// Operator test mode only: write the text of each failure (trap message, wasmtime error)
     /// to stderr. Off in the enclave, where only [`FailureCode`]s exist.
     pub debug_log: bool,
+    /// Operator test mode only: bytes of the guest's stdout and stderr (the virtual WASI's
+    /// console) passed to the host's stderr per run, after which the output is cut. Default
+    /// 0: dropped unread, as in the enclave.
+    pub console_bytes: usize,
 }
 
 impl Default for SandboxLimits {
@@ -86,6 +90,7 @@ impl Default for SandboxLimits {
             resident_memory: false,
             epoch_tick: Duration::from_millis(10),
             debug_log: false,
+            console_bytes: 0,
         }
     }
 }
@@ -162,6 +167,7 @@ impl Sandbox {
         let mut linker = Linker::<HostState>::new(&engine);
         TrainerHost::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(err)?;
+        crate::wasi::add_to_linker(&mut linker).map_err(err)?;
 
         // The ticker holds only a weak reference: it ends once the engine is gone.
         let weak = engine.weak();
@@ -313,7 +319,9 @@ impl TrainerModule {
         let ty = component.component_type();
         for (name, ext) in ty.imports(&shared.engine) {
             let allowed = match ext.ty {
-                ComponentItem::ComponentInstance(_) => ALLOWED_INSTANCES.contains(&name),
+                ComponentItem::ComponentInstance(_) => {
+                    ALLOWED_INSTANCES.contains(&name) || crate::wasi::is_virtual_wasi(name)
+                }
                 ComponentItem::Type(_) | ComponentItem::Resource(_) => {
                     ALLOWED_TYPES.contains(&name)
                 }
@@ -321,8 +329,9 @@ impl TrainerModule {
             };
             if !allowed {
                 return Err(LoadError::Refused(format!(
-                    "the component imports `{name}`, which is not part of the chiron:trainer \
-                     world (trainers may import only chiron:trainer/*@0.1.0; no WASI)"
+                    "the component imports `{name}`, which is neither part of the chiron:trainer \
+                     world nor of the sandbox's virtual WASI 0.2 (trainers may import only \
+                     chiron:trainer/*@0.1.0 and wasi:cli/imports@0.2.x)"
                 )));
             }
         }
@@ -418,6 +427,7 @@ impl TrainerModule {
             phase,
             Limiter::new(limits.max_memory_bytes, limits.max_table_elements),
             limits.max_reports,
+            crate::wasi::Console::new(limits.console_bytes),
         );
         let mut store = Store::new(&self.shared.engine, state);
         store.limiter(|s| &mut s.limiter);

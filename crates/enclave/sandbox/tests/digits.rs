@@ -5,49 +5,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chiron_data::csv::{CsvOptions, import};
-use chiron_engine::{EngineConfig, SealedRecords};
+use chiron_engine::EngineConfig;
 use chiron_sandbox::{Metric, TensorData, TrainConfig, TrainerModule, run_predict, run_train};
-use chiron_seal::{MasterKey, SealOptions, SealedDataset};
-use common::{fixture, sandbox};
-
-/// The digits dataset, shape [1, 8, 8], split 80/20 with seed 42: sealed and preloaded for the
-/// engine, and the plain test split for prediction requests.
-fn digits() -> (SealedRecords, TensorData, Vec<u32>) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../data/digits/digits.csv.gz");
-    let opts = CsvOptions {
-        label_column: "64".into(),
-        has_header: false,
-        ..CsvOptions::default()
-    };
-    let mut dataset = import(&[path], &opts).unwrap();
-    dataset.reshape(vec![1, 8, 8]).unwrap();
-    let dataset = dataset.split_by_fraction(0.2, 42).unwrap();
-
-    let test = dataset.split("test").unwrap();
-    let values: Vec<f32> = test
-        .features
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    let n = u32::try_from(test.labels.len()).unwrap();
-    let input = TensorData {
-        shape: vec![n, 1, 8, 8],
-        values,
-    };
-    let labels = test.labels.clone();
-
-    let key = MasterKey::from_bytes([42u8; 32]);
-    let (sealed, _) = dataset
-        .seal(Vec::new(), &key, SealOptions::default(), |_| {})
-        .unwrap();
-    let opened = SealedDataset::open(sealed, &key).unwrap();
-    (SealedRecords::preload(&opened).unwrap(), input, labels)
-}
+use common::{digits, fixture, sandbox};
 
 #[test]
 fn mlp_trains_on_digits_through_the_sandbox() {

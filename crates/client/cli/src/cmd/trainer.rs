@@ -11,9 +11,11 @@ use crate::ui::outln;
 /// Trainer subcommands.
 #[derive(Subcommand)]
 pub enum TrainerCommand {
-    /// Build a trainer (a Cargo project for wasm32) into a component; prints its path last.
+    /// Build a trainer into a component; prints its path last. A directory with a Cargo.toml is
+    /// a Rust trainer (built for wasm32); one with a trainer.py is a Python trainer (built with
+    /// componentize-py 0.25, which `scripts/setup.sh` installs).
     Build {
-        /// The trainer's Cargo project directory.
+        /// The trainer's directory.
         dir: PathBuf,
     },
     /// Register a trainer with a running enclave (over RA-TLS); prints its digest, the name

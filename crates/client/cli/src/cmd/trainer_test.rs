@@ -151,6 +151,8 @@ fn test(args: &TestRun<'_>) -> CliResult {
         .map_err(|e| format!("cannot read {}: {e}", args.trainer.display()))?;
     let sandbox = Sandbox::new(SandboxLimits {
         debug_log: true,
+        // A Python trainer's prints and tracebacks, on the operator's terminal.
+        console_bytes: 1 << 20,
         ..SandboxLimits::default()
     })?;
     let module = sandbox.load(&module_bytes)?;
@@ -184,6 +186,8 @@ fn test(args: &TestRun<'_>) -> CliResult {
         .model
         .ok_or("the trainer finished without saving a model")?;
 
+    let model_digest = chiron_codec::hex(&model.digest());
+    outln!("model digest {model_digest} (equal digests: bit-identical weights)");
     let eval = evaluate(&module, &model, records.as_ref(), &schema.shape, test_split)?;
     let (correct, total) = (eval.correct, eval.total);
     let accuracy = correct as f64 / total.max(1) as f64;
@@ -210,6 +214,7 @@ fn test(args: &TestRun<'_>) -> CliResult {
                 "predict_worst_ms_batch": batch_ms,
                 "predict_batch": eval.batch,
                 "trainer_digest": module.digest_hex(),
+                "model_digest": model_digest,
             })
         );
     }

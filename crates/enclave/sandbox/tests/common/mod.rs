@@ -4,9 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chiron_data::csv::{CsvOptions, import};
+use chiron_engine::SealedRecords;
 use chiron_sandbox::{
-    EngineConfig, Sandbox, SandboxLimits, TrainConfig, TrainOutcome, TrainerModule, run_train,
+    EngineConfig, Sandbox, SandboxLimits, TensorData, TrainConfig, TrainOutcome, TrainerModule,
+    run_train,
 };
+use chiron_seal::{MasterKey, SealOptions, SealedDataset};
 
 /// Bytes of a prebuilt fixture component (tests/fixtures/NAME.component.wasm).
 pub fn fixture(name: &str) -> Vec<u8> {
@@ -19,6 +23,66 @@ pub fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(format!("{name}.component.wasm"))
+}
+
+/// A Python trainer (a directory with `trainer.py`, relative to the repository root) built
+/// into a component by `chiron trainer build`'s library, reusing the last build while its
+/// inputs are unchanged; `None` (the test is skipped) when componentize-py is not installed,
+/// unless `CHIRON_REQUIRE_PYTHON_TRAINERS=1` makes that a failure (scripts/test.sh sets it;
+/// scripts/setup.sh installs componentize-py).
+pub fn python_component(dir: &str) -> Option<Vec<u8>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../..")
+        .join(dir);
+    let options = chiron_trainer_build::BuildOptions {
+        jobs: None,
+        quiet: true,
+    };
+    match chiron_trainer_build::build_trainer_with(&path, &options) {
+        Ok(out) => Some(std::fs::read(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display()))),
+        Err(
+            e @ (chiron_trainer_build::BuildError::Spawn(_)
+            | chiron_trainer_build::BuildError::PythonTool(_)),
+        ) if std::env::var_os("CHIRON_REQUIRE_PYTHON_TRAINERS").is_none_or(|v| v != "1") => {
+            eprintln!("skipped: no componentize-py to build the Python trainer {dir}: {e}");
+            None
+        }
+        Err(e) => panic!("cannot build the Python trainer {dir}: {e}"),
+    }
+}
+
+/// The digits dataset, shape [1, 8, 8], split 80/20 with seed 42: sealed and preloaded for the
+/// engine, and the plain test split for prediction requests.
+pub fn digits() -> (SealedRecords, TensorData, Vec<u32>) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../data/digits/digits.csv.gz");
+    let opts = CsvOptions {
+        label_column: "64".into(),
+        has_header: false,
+        ..CsvOptions::default()
+    };
+    let mut dataset = import(&[path], &opts).unwrap();
+    dataset.reshape(vec![1, 8, 8]).unwrap();
+    let dataset = dataset.split_by_fraction(0.2, 42).unwrap();
+
+    let test = dataset.split("test").unwrap();
+    let values: Vec<f32> = test
+        .features
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let n = u32::try_from(test.labels.len()).unwrap();
+    let input = TensorData {
+        shape: vec![n, 1, 8, 8],
+        values,
+    };
+    let labels = test.labels.clone();
+
+    let key = MasterKey::from_bytes([42u8; 32]);
+    let (sealed, _) = dataset
+        .seal(Vec::new(), &key, SealOptions::default(), |_| {})
+        .unwrap();
+    let opened = SealedDataset::open(sealed, &key).unwrap();
+    (SealedRecords::preload(&opened).unwrap(), input, labels)
 }
 
 /// Limits for tests: small pool, small memory, test mode on (failure text to stderr).
