@@ -131,3 +131,18 @@ fn the_checker_finds_links_and_paths() {
     assert_eq!(relative_links(text), ["docs/formats/x.md"]);
     assert_eq!(backticked_paths(text), ["docs/a.md", "scripts/test.sh"]);
 }
+
+/// The README's Python trainer is the one in `trainers/python/quickstart` (which the sandbox's
+/// tests build and train), not a sketch that drifted from it.
+#[test]
+fn the_readme_python_trainer_is_the_quickstart_trainer() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let trainer =
+        std::fs::read_to_string(root().join("trainers/python/quickstart/trainer.py")).unwrap();
+    let start = readme
+        .find("```python\n")
+        .expect("the README shows a Python trainer")
+        + "```python\n".len();
+    let len = readme[start..].find("```").expect("the code block ends");
+    assert_eq!(&readme[start..start + len], trainer);
+}

@@ -11,14 +11,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{OWNER_TOKEN, Service, digits, fixture, normalise, other_digits, policy};
+use common::{
+    OWNER_TOKEN, Service, digits, fixture, normalise, other_digits, policy, python_trainer,
+};
 use tonic::Code;
 
-/// Trains `mlp` on `dataset` and asks for predictions of its test split; returns the normalised
-/// host transcript.
-async fn run_mlp(dataset: &chiron_data::Dataset) -> Vec<String> {
+/// Registers `trainer` (an mlp: the Rust one or its Python port), trains it on `dataset` and
+/// asks for predictions of its test split; returns the normalised host transcript.
+async fn run_mlp(trainer: Vec<u8>, dataset: &chiron_data::Dataset) -> Vec<String> {
     let service = Service::start().await;
-    let digest = service.register(fixture("mlp")).await.unwrap();
+    let digest = service.register(trainer).await.unwrap();
     let job = service
         .submit(
             &digest,
@@ -41,8 +43,8 @@ async fn run_mlp(dataset: &chiron_data::Dataset) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_operator_transcript_does_not_depend_on_the_data() {
-    let a = run_mlp(&digits()).await;
-    let b = run_mlp(&other_digits()).await;
+    let a = run_mlp(fixture("mlp"), &digits()).await;
+    let b = run_mlp(fixture("mlp"), &other_digits()).await;
     // The transcript covers blobs (names, sizes, message counts), status records and logs.
     assert!(
         a.iter()
@@ -55,6 +57,23 @@ async fn a_operator_transcript_does_not_depend_on_the_data() {
     );
     assert!(
         a.iter().any(|l| l.starts_with("status job <id> finished")),
+        "{a:#?}"
+    );
+    assert_eq!(a, b);
+}
+
+/// The same contract for a Python trainer (CPython in the sandbox, on the virtual WASI): the
+/// whole service path — registration, job, checkpoints, model, predictions — shows the host
+/// nothing that depends on the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_python_operator_transcript_does_not_depend_on_the_data() {
+    let Some(trainer) = python_trainer("trainers/python/mlp") else {
+        return;
+    };
+    let a = run_mlp(trainer.clone(), &digits()).await;
+    let b = run_mlp(trainer, &other_digits()).await;
+    assert!(
+        a.iter().any(|l| l.starts_with("blob put models/<id>")),
         "{a:#?}"
     );
     assert_eq!(a, b);

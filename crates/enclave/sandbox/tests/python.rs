@@ -147,3 +147,36 @@ fn a_python_trainer_that_exits_fails_like_any_trap_and_the_host_stays_healthy() 
     assert_eq!(seen[0], ("environment_variables", 0.0));
     common::assert_healthy(&sandbox);
 }
+
+#[test]
+fn the_readme_quickstart_trainer_learns_digits() {
+    let Some(bytes) = python_component("trainers/python/quickstart") else {
+        return;
+    };
+    let sandbox = sandbox();
+    let module = TrainerModule::load(&sandbox, &bytes).unwrap();
+    let config = TrainConfig {
+        epochs: 10,
+        batch_size: 32,
+        hyper: vec![],
+        wall_budget: Duration::from_secs(300),
+    };
+    let outcome = run_train(&module, digits_engine(1), &config).unwrap();
+    let model = outcome.model.expect("the trainer saved its model");
+    let (_, input, labels) = digits();
+    let output = run_predict(&module, &model, &input).unwrap();
+    let correct = output
+        .values
+        .chunks_exact(10)
+        .zip(&labels)
+        .filter(|(scores, label)| {
+            let best = scores
+                .iter()
+                .enumerate()
+                .fold(0, |b, (i, &v)| if v > scores[b] { i } else { b });
+            best == **label as usize
+        })
+        .count();
+    let accuracy = correct as f64 / labels.len() as f64;
+    assert!(accuracy > 0.85, "test accuracy {accuracy}");
+}

@@ -7,9 +7,9 @@ A Python trainer is a module `trainer.py` defining two functions:
 
 `chiron trainer build DIR` bundles it with this package and CPython into a component of the
 `chiron:trainer` world (with componentize-py). It runs inside the enclave's sandbox and sees
-only that world: no files, no network, no clock, no environment. Tensors live in the host's
-trusted engine; a `Tensor` here is a *handle*, and every operation is one call into the host,
-where the math runs natively. The API is a small PyTorch look-alike: `chiron.nn` (modules,
+only that world and a virtual WASI with no files, network, clock or environment. Tensors live
+in the host's trusted engine; a `Tensor` here is a *handle*, and every operation is one call
+into the host, where the math runs natively. The API is a small PyTorch look-alike: `chiron.nn` (modules,
 layers, `functional`), `chiron.optim` (host optimizers and schedules), `chiron.data` (schema,
 shuffles, batches), `chiron.report` (progress, metrics), `chiron.model` (save, load,
 checkpoint, resume) and `chiron.vision` (helpers image trainers share).

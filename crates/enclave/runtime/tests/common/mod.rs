@@ -34,6 +34,28 @@ pub fn fixture(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// A Python trainer (a directory with `trainer.py`, relative to the repository root) built
+/// with `chiron trainer build`'s library (reused while its inputs are unchanged); `None` (the
+/// test is skipped) when componentize-py is not installed, unless
+/// `CHIRON_REQUIRE_PYTHON_TRAINERS=1` (scripts/test.sh) makes that a failure.
+pub fn python_trainer(dir: &str) -> Option<Vec<u8>> {
+    use chiron_trainer_build::BuildError;
+    let options = chiron_trainer_build::BuildOptions {
+        jobs: None,
+        quiet: true,
+    };
+    match chiron_trainer_build::build_trainer_with(&root().join(dir), &options) {
+        Ok(out) => Some(std::fs::read(out).unwrap()),
+        Err(e @ (BuildError::Spawn(_) | BuildError::PythonTool(_)))
+            if std::env::var_os("CHIRON_REQUIRE_PYTHON_TRAINERS").is_none_or(|v| v != "1") =>
+        {
+            eprintln!("skipped: no componentize-py to build the Python trainer {dir}: {e}");
+            None
+        }
+        Err(e) => panic!("cannot build the Python trainer {dir}: {e}"),
+    }
+}
+
 /// UCI digits, `[1, 8, 8]`, 80/20 split with seed 42 (as `chiron demo`).
 pub fn digits() -> Dataset {
     let opts = chiron_data::csv::CsvOptions {
