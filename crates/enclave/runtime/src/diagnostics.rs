@@ -18,6 +18,9 @@ pub enum Event {
     JobNotFinished,
     /// A job record at the host did not open or parse, so it was left aside.
     RecordSkipped,
+    /// A registered trainer's compiled code could not be stored (the host refused it); the
+    /// trainer is compiled again when a restarted enclave needs it.
+    CodeNotStored,
     /// The host's pipe on standard input closed: the host is gone, so the enclave exits.
     HostGone,
     /// The host refused this process's lease: another enclave process replaced it, so it exits.
@@ -32,6 +35,9 @@ impl Event {
             Event::CheckpointNotWritten => "a scheduled checkpoint could not be written",
             Event::JobNotFinished => "a job's end could not be written; it resumes on restart",
             Event::RecordSkipped => "a job record at the host does not open; left aside",
+            Event::CodeNotStored => {
+                "a trainer's compiled code could not be stored; it is compiled again on restart"
+            }
             Event::HostGone => "the host closed standard input; exiting",
             Event::Replaced => "the host runs another enclave process in this one's place; exiting",
         }

@@ -208,6 +208,54 @@ pub fn open_module(
     })
 }
 
+/// Blob name of the compiled code of the module with `digest` (keyed like [`module_blob`], under
+/// another label: the host cannot pair the two).
+pub fn code_blob(sealing_key: &[u8; 32], digest: &str) -> Result<String, RuntimeError> {
+    let h = sealing::derive(
+        sealing_key,
+        digest.as_bytes(),
+        b"chiron/v1/module-code-name",
+    )?;
+    Ok(format!("modules/{}", chiron_codec::hex(&h[..16])))
+}
+
+fn code_sealer(sealing_key: &[u8; 32]) -> Result<Sealer, RuntimeError> {
+    Sealer::new(sealing_key, b"", "chiron/v1/module-code")
+}
+
+/// Seals the compiled code of the module with `digest` (32 bytes), stored as `name`. The seal
+/// is what makes it safe to run later: only this enclave's key makes a blob that opens.
+pub fn seal_code(
+    sealing_key: &[u8; 32],
+    name: &str,
+    digest: &[u8; 32],
+    code: &[u8],
+) -> Result<Vec<u8>, RuntimeError> {
+    let mut bytes = Vec::with_capacity(32 + code.len());
+    bytes.extend_from_slice(digest);
+    bytes.extend_from_slice(code);
+    code_sealer(sealing_key)?.seal(&associated_data("module-code", name, 0), &bytes)
+}
+
+/// Opens the compiled code stored as `name`; refused unless it was compiled from the module
+/// with `digest`.
+pub fn open_code(
+    sealing_key: &[u8; 32],
+    name: &str,
+    digest: &[u8; 32],
+    sealed: &[u8],
+) -> Result<Vec<u8>, RuntimeError> {
+    let bytes = code_sealer(sealing_key)?.open(&associated_data("module-code", name, 0), sealed)?;
+    let mut r = Reader::new(&bytes);
+    let of: [u8; 32] = r
+        .array("module digest")
+        .map_err(|_| RuntimeError::Record("compiled code record too short".into()))?;
+    if &of != digest {
+        return Err(RuntimeError::Unseal("compiled code of another module"));
+    }
+    Ok(r.take_rest().to_vec())
+}
+
 /// The root of a job's model key: neither share alone determines it.
 pub fn model_key_root(record: &JobRecord) -> Option<Zeroizing<[u8; 64]>> {
     let operator = record.operator_share?;
@@ -357,6 +405,31 @@ mod tests {
         assert_eq!(open_job(&key, &name, &sb).unwrap().policy_toml.len(), 5000);
         assert!(open_job(&key, "jobs/ffffffffffffffffffffffffffffffff", &sa).is_err());
         assert!(open_job(&[8u8; 32], &name, &sa).is_err());
+    }
+
+    #[test]
+    fn compiled_code_opens_only_for_its_module_its_name_and_this_key() {
+        let key = [9u8; 32];
+        let digest = [7u8; 32];
+        let hex = chiron_codec::hex(&digest);
+        let name = code_blob(&key, &hex).unwrap();
+        assert!(name.starts_with("modules/"));
+        assert_ne!(
+            name,
+            module_blob(&key, &hex).unwrap(),
+            "apart from the module's blob"
+        );
+        assert!(!name.contains(&hex), "the name does not reveal the module");
+        let code = b"native code".to_vec();
+        let sealed = seal_code(&key, &name, &digest, &code).unwrap();
+        assert_eq!(open_code(&key, &name, &digest, &sealed).unwrap(), code);
+        assert!(open_code(&key, &name, &[8u8; 32], &sealed).is_err());
+        assert!(open_code(&key, "modules/00", &digest, &sealed).is_err());
+        assert!(open_code(&[8u8; 32], &name, &digest, &sealed).is_err());
+        let mut tampered = sealed.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(open_code(&key, &name, &digest, &tampered).is_err());
     }
 
     #[test]

@@ -143,6 +143,7 @@ impl Runtime {
             },
         )?;
         self.host.put(&name, &sealed).await?;
+        self.store_code(&module).await;
         if let Ok(mut m) = self.modules.lock() {
             m.insert(
                 digest.clone(),
@@ -153,6 +154,38 @@ impl Runtime {
             );
         }
         Ok(digest)
+    }
+
+    /// Stores `module`'s compiled code sealed, so a restarted enclave loads it in milliseconds
+    /// instead of compiling the component again (seconds for a CPython trainer). Best effort:
+    /// without it the module is compiled again when needed.
+    async fn store_code(&self, module: &TrainerModule) {
+        let stored = async {
+            let digest = module.digest();
+            let name = records::code_blob(&self.sealing_key, &module.digest_hex())?;
+            let code = module
+                .compiled_code()
+                .map_err(|e| RuntimeError::Record(e.to_string()))?;
+            let sealed = records::seal_code(&self.sealing_key, &name, digest, &code)?;
+            self.host.put(&name, &sealed).await
+        };
+        if stored.await.is_err() {
+            crate::diagnostics::report(crate::diagnostics::Event::CodeNotStored);
+        }
+    }
+
+    /// The module with `digest` from its sealed compiled code, if that is stored and loads
+    /// (a wasmtime of another version or configuration refuses it).
+    async fn load_code(&self, digest: &str) -> Option<TrainerModule> {
+        let raw: [u8; 32] = chiron_attest::policy::parse_hex(digest)?.try_into().ok()?;
+        let name = records::code_blob(&self.sealing_key, digest).ok()?;
+        let sealed = self.host.get(&name).await.ok()??;
+        let code = records::open_code(&self.sealing_key, &name, &raw, &sealed).ok()?;
+        let sandbox = self.sandbox.clone();
+        tokio::task::spawn_blocking(move || TrainerModule::load_compiled(&sandbox, &code, raw))
+            .await
+            .ok()?
+            .ok()
     }
 
     /// The module with `digest`: from memory, or unsealed from the host and compiled.
@@ -171,15 +204,24 @@ impl Runtime {
             return Ok(None);
         };
         let record = records::open_module(&self.sealing_key, &name, &sealed)?;
-        let sandbox = self.sandbox.clone();
-        let module = tokio::task::spawn_blocking(move || {
-            sandbox
-                .load(&record.module)
-                .map(|m| (m, record.operator_token_hash))
-        })
-        .await
-        .map_err(|_| RuntimeError::Record("module compilation stopped".into()))?
-        .map_err(|e| RuntimeError::Record(format!("a sealed module no longer loads: {e}")))?;
+        let module = match self.load_code(digest).await {
+            Some(module) => (module, record.operator_token_hash),
+            None => {
+                let sandbox = self.sandbox.clone();
+                let compiled = tokio::task::spawn_blocking(move || {
+                    sandbox
+                        .load(&record.module)
+                        .map(|m| (m, record.operator_token_hash))
+                })
+                .await
+                .map_err(|_| RuntimeError::Record("module compilation stopped".into()))?
+                .map_err(|e| {
+                    RuntimeError::Record(format!("a sealed module no longer loads: {e}"))
+                })?;
+                self.store_code(&compiled.0).await;
+                compiled
+            }
+        };
         if module.0.digest_hex() != digest {
             return Err(RuntimeError::Unseal("a module stored under another digest"));
         }

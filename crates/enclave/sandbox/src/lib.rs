@@ -22,10 +22,11 @@
 //!   stderr only when [`SandboxLimits::debug_log`] is set, the operator's test mode);
 //! - every call runs in a fresh store and instance, dropped afterwards: nothing a guest does
 //!   survives into the next call, and a trap leaves the host healthy;
-//! - no unsafe code (wasmtime's generated export wrappers are unsafe, so the two exports are
-//!   called through the type-checked `get_typed_func` instead).
+//! - no unsafe code but one block: deserializing compiled code the caller authenticated
+//!   ([`TrainerModule::load_compiled`]; wasmtime's generated export wrappers are unsafe, so
+//!   the two exports are called through the type-checked `get_typed_func` instead).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod bindings;
 mod failure;

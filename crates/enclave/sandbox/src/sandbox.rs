@@ -205,6 +205,25 @@ impl Sandbox {
     }
 }
 
+/// Deserializes compiled code the caller vouches for (see [`TrainerModule::load_compiled`]).
+///
+/// The crate's one unsafe block. wasmtime cannot check that serialized code is what it once
+/// compiled (it checks the format, version and configuration, not the machine code), so
+/// `Component::deserialize` is `unsafe`: its precondition is that the bytes came from
+/// `Component::serialize`. `load_compiled`'s contract passes that duty to the caller, and the
+/// enclave meets it by authenticating the bytes with its sealing key before they get here.
+#[allow(unsafe_code)]
+fn deserialize_trusted(
+    engine: &Engine,
+    code: &[u8],
+) -> Result<wasmtime::component::Component, LoadError> {
+    // SAFETY: `code` is the output of `Component::serialize` (`TrainerModule::compiled_code`),
+    // authenticated by the caller (see `TrainerModule::load_compiled`); wasmtime refuses output
+    // of another version or configuration.
+    unsafe { wasmtime::component::Component::deserialize(engine, code) }
+        .map_err(|e| LoadError::Invalid(format!("compiled code: {e:#}")))
+}
+
 /// Makes every linear-memory slot of the pool resident up to the cap: instantiates, all at
 /// once (so each takes its own slot), a module whose one memory is the cap, writes every byte,
 /// and frees them (the pool keeps freed slots resident, see [`SandboxLimits::resident_memory`]).
@@ -315,7 +334,45 @@ impl TrainerModule {
 
         let component = wasmtime::component::Component::new(&shared.engine, bytes)
             .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        Self::checked(sandbox, component, digest)
+    }
 
+    /// The component's compiled native code (wasmtime's serialized form), for a caller that
+    /// keeps it where only it can write — the enclave seals it — and hands it to
+    /// [`TrainerModule::load_compiled`] later instead of compiling again (a CPython trainer
+    /// takes seconds to compile; loading its code takes milliseconds).
+    pub fn compiled_code(&self) -> Result<Vec<u8>, SandboxError> {
+        self.pre
+            .component()
+            .serialize()
+            .map_err(|e| SandboxError(format!("serializing compiled code: {e:#}")))
+    }
+
+    /// A module from [`TrainerModule::compiled_code`] output of a sandbox with the same
+    /// configuration, checked as [`TrainerModule::load`] checks a component (imports, exports,
+    /// a probe instance); `digest` is that of the component the code was compiled from.
+    ///
+    /// Trust: `code` is native code that will run. It must come from `compiled_code` through
+    /// storage only the caller can write (the enclave opens it from a blob sealed with its own
+    /// key, which authenticates every byte): code from anywhere else is arbitrary native code.
+    /// A mismatch of wasmtime version or configuration is detected and refused
+    /// ([`LoadError::Invalid`]); the caller then compiles the component again.
+    pub fn load_compiled(
+        sandbox: &Sandbox,
+        code: &[u8],
+        digest: [u8; 32],
+    ) -> Result<Self, LoadError> {
+        let component = deserialize_trusted(&sandbox.shared.engine, code)?;
+        Self::checked(sandbox, component, digest)
+    }
+
+    /// Checks a compiled component against the world and pre-instantiates it.
+    fn checked(
+        sandbox: &Sandbox,
+        component: wasmtime::component::Component,
+        digest: [u8; 32],
+    ) -> Result<Self, LoadError> {
+        let shared = &sandbox.shared;
         let ty = component.component_type();
         for (name, ext) in ty.imports(&shared.engine) {
             let allowed = match ext.ty {

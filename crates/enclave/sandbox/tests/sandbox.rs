@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use chiron_sandbox::{
-    EngineError, FailureCode, Metric, MetricPoint, NamedTensor, Progress, Sandbox, SandboxLimits,
-    SavedModel, TensorData, TrainerModule, run_predict, run_train,
+    EngineError, FailureCode, LoadError, Metric, MetricPoint, NamedTensor, Progress, Sandbox,
+    SandboxLimits, SavedModel, TensorData, TrainerModule, run_predict, run_train,
 };
 use common::{config, engine, fixture, sandbox};
 
@@ -50,6 +50,30 @@ fn digest_is_the_sha256_of_the_bytes_and_stable() {
     // A different module has a different digest.
     let c = TrainerModule::load(&sandbox, &fixture("cnn")).unwrap();
     assert_ne!(a.digest(), c.digest());
+}
+
+#[test]
+fn compiled_code_loads_back_as_the_same_trainer_and_only_into_the_same_configuration() {
+    let sandbox = sandbox();
+    let compiled = TrainerModule::load(&sandbox, &fixture("report")).unwrap();
+    let code = compiled.compiled_code().unwrap();
+    let loaded = TrainerModule::load_compiled(&sandbox, &code, *compiled.digest()).unwrap();
+    assert_eq!(loaded.digest(), compiled.digest());
+    let config = config(Duration::from_secs(30));
+    let a = run_train(&compiled, engine(), &config).unwrap();
+    let b = run_train(&loaded, engine(), &config).unwrap();
+    assert_eq!((a.progress.len(), a.metrics.len()), (3, 2));
+    assert_eq!((a.progress, a.metrics), (b.progress, b.metrics));
+
+    // Another sandbox configuration (here: another memory reservation) compiles other code:
+    // its wasmtime refuses this code, and the caller compiles the component again.
+    let other = Sandbox::new(SandboxLimits {
+        max_memory_bytes: 32 << 20,
+        ..common::limits()
+    })
+    .unwrap();
+    let refused = TrainerModule::load_compiled(&other, &code, *compiled.digest());
+    assert!(matches!(refused, Err(LoadError::Invalid(_))));
 }
 
 #[test]
