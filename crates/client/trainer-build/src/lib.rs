@@ -11,9 +11,9 @@
 //! A component is the only form the enclave's sandbox loads. [`build_trainer`] detects the kind
 //! of a directory and builds it; it is what `chiron trainer build DIR` runs.
 //!
-//! Nothing here is trusted by the enclave: the sandbox re-checks every component it loads (its
-//! imports must be exactly the `chiron:trainer` world). This crate only gives operators the
-//! right artefact and early, readable errors.
+//! Nothing here is trusted by the enclave: the sandbox re-checks every component it loads (it
+//! may import only the `chiron:trainer` world and the sandbox's virtual WASI). This crate only
+//! gives operators the right artefact and early, readable errors.
 
 #![forbid(unsafe_code)]
 
@@ -25,7 +25,7 @@ mod python;
 
 pub use python::{COMPONENTIZE_PY_ENV, COMPONENTIZE_PY_SERIES, PYTHON_ENTRY};
 
-/// The Rust target trainers are built for (no WASI: the sandbox refuses WASI imports).
+/// The Rust target trainers are built for (no WASI: a Rust trainer needs nothing of it).
 pub const TARGET: &str = "wasm32-unknown-unknown";
 
 /// Why a trainer could not be built.

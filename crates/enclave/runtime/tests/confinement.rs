@@ -82,7 +82,7 @@ async fn a_python_operator_transcript_does_not_depend_on_the_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn b_trainers_reaching_outside_the_world_are_refused_at_registration() {
     let service = Service::start().await;
-    for name in ["wasi", "unknown-function", "extra-function"] {
+    for name in ["wasi-extra", "unknown-function", "extra-function"] {
         let e = service.register(fixture(name)).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{name}: {}", e.message());
         assert!(

@@ -104,8 +104,8 @@ pub enum LoadError {
     /// feature).
     #[error("not a valid trainer component: {0}")]
     Invalid(String),
-    /// Imports something outside the `chiron:trainer` world (WASI, an unknown function, an
-    /// extra function inside an allowed interface, a different version).
+    /// Imports something outside the `chiron:trainer` world and the virtual WASI (an unknown
+    /// function, an extra function inside an allowed interface, a different version).
     #[error("refused: {0}")]
     Refused(String),
     /// Lacks the `train` or `predict` export, or exports them with other types.

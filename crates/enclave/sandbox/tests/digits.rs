@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chiron_engine::EngineConfig;
 use chiron_sandbox::{Metric, TensorData, TrainConfig, TrainerModule, run_predict, run_train};
-use common::{digits, fixture, sandbox};
+use common::{argmax, correct, digits, fixture, sandbox};
 
 #[test]
 fn mlp_trains_on_digits_through_the_sandbox() {
@@ -49,12 +49,7 @@ fn mlp_trains_on_digits_through_the_sandbox() {
     // Prediction: the whole test split in one request, then one record per request.
     let output = run_predict(&module, &model, &input).unwrap();
     assert_eq!(output.shape, vec![input.shape[0], 10]);
-    let correct = output
-        .values
-        .chunks_exact(10)
-        .zip(&labels)
-        .filter(|(scores, label)| argmax(scores) == **label as usize)
-        .count();
+    let correct = correct(&output.values, 10, &labels);
     let accuracy = correct as f64 / labels.len() as f64;
     eprintln!(
         "mlp on digits: {} steps in {train_time:?}; test accuracy {accuracy:.4} via run_predict \
@@ -84,13 +79,4 @@ fn mlp_trains_on_digits_through_the_sandbox() {
         "one-record prediction request (fresh instance, model load, forward): median {:?}",
         latencies[latencies.len() / 2]
     );
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
-            if x > bv { (i, x) } else { (bi, bv) }
-        })
-        .0
 }

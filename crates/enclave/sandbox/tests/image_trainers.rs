@@ -130,18 +130,7 @@ fn trains_and_predicts(trainer: &str, shape: [u32; 3], hyper: &[(&str, f32)], te
     .unwrap();
     assert_eq!(output.shape, vec![8, 4]);
     assert!(output.values.iter().all(|v| v.is_finite()));
-    let correct = output
-        .values
-        .chunks_exact(4)
-        .zip(&labels)
-        .filter(|(s, l)| {
-            let best = s
-                .iter()
-                .enumerate()
-                .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-            best.0 == **l as usize
-        })
-        .count();
+    let correct = common::correct(&output.values, 4, &labels);
     assert!(correct >= 5, "{correct}/8 through run_predict");
 }
 

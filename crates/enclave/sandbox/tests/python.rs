@@ -62,28 +62,9 @@ fn python_mlp_trains_and_predicts_bit_for_bit_like_the_rust_mlp() {
     assert_eq!(a, b);
 }
 
-/// The probe's observations, in the order of `FIELDS` in tests/python/probe/trainer.py,
-/// then 16 bytes of `os.urandom`.
-const FIELDS: [&str; 14] = [
-    "environment_variables",
-    "arguments",
-    "stdin_bytes",
-    "wall_clock",
-    "monotonic_advance",
-    "perf_counter_advance",
-    "sleep_seconds_by_clock",
-    "opened_a_file",
-    "listed_a_directory",
-    "made_a_directory",
-    "cwd_other_than_root",
-    "opened_a_socket",
-    "resolved_a_name",
-    "console_write_failed",
-];
-
-/// Trains the probe with `seed`: its observations by name, its random bytes, and how long the
-/// call took.
-fn probe(module: &TrainerModule, seed: u64) -> (Vec<(&'static str, f32)>, Vec<f32>, Duration) {
+/// What the probe (tests/python/probe/trainer.py) saw, trained with `seed`: one saved tensor
+/// per observation, by name, and how long the call took.
+fn probe(module: &TrainerModule, seed: u64) -> (Vec<(String, Vec<f32>)>, Duration) {
     let mut engine_config = common::engine_config();
     engine_config.seed = seed;
     let started = Instant::now();
@@ -95,10 +76,19 @@ fn probe(module: &TrainerModule, seed: u64) -> (Vec<(&'static str, f32)>, Vec<f3
     .unwrap();
     let took = started.elapsed();
     let model = outcome.model.expect("the probe saves what it saw");
-    let values = &model.tensors[0].values;
-    assert_eq!(values.len(), FIELDS.len() + 16);
-    let named = FIELDS.iter().copied().zip(values.iter().copied()).collect();
-    (named, values[FIELDS.len()..].to_vec(), took)
+    let seen = model
+        .tensors
+        .into_iter()
+        .map(|t| (t.name, t.values))
+        .collect();
+    (seen, took)
+}
+
+/// The probe's `random` observation (16 bytes of `os.urandom`).
+fn random_bytes(seen: &[(String, Vec<f32>)]) -> Vec<f32> {
+    let (_, bytes) = seen.iter().find(|(name, _)| name == "random").unwrap();
+    assert_eq!(bytes.len(), 16);
+    bytes.clone()
 }
 
 #[test]
@@ -109,22 +99,24 @@ fn a_python_trainer_gets_nothing_from_files_environment_clocks_sockets_or_random
     let sandbox = sandbox();
     let module = TrainerModule::load(&sandbox, &bytes).unwrap();
 
-    let (seen, random, took) = probe(&module, 1);
-    for (name, value) in &seen {
-        let expected = match *name {
+    let (seen, took) = probe(&module, 1);
+    assert_eq!(seen.len(), 15, "{seen:?}");
+    for (name, values) in seen.iter().filter(|(name, _)| name != "random") {
+        let expected = match name.as_str() {
             // 2024-01-01T00:00:00Z, whenever the job runs.
             "wall_clock" => 1_704_067_200.0,
             // Everything else: empty, zero, or failed.
             _ => 0.0,
         };
-        assert_eq!(*value, expected, "{name}");
+        assert_eq!(values[..], [expected], "{name}");
     }
     // `time.sleep(30)` returned at once: timers are due immediately, nothing blocks the host.
     assert!(took < Duration::from_secs(20), "the probe took {took:?}");
 
     // Randomness is the job's: the same seed gives the same bytes, another seed others.
-    let (_, again, _) = probe(&module, 1);
-    let (_, other, _) = probe(&module, 2);
+    let random = random_bytes(&seen);
+    let again = random_bytes(&probe(&module, 1).0);
+    let other = random_bytes(&probe(&module, 2).0);
     assert_eq!(random, again);
     assert_ne!(random, other);
     assert!(random.iter().any(|&b| b != 0.0));
@@ -143,8 +135,8 @@ fn a_python_trainer_that_exits_fails_like_any_trap_and_the_host_stays_healthy() 
         .map(|_| ())
         .unwrap_err();
     assert_eq!(err, FailureCode::Trap);
-    let (seen, _, _) = probe(&module, 1);
-    assert_eq!(seen[0], ("environment_variables", 0.0));
+    let (seen, _) = probe(&module, 1);
+    assert!(seen.contains(&("environment_variables".to_owned(), vec![0.0])));
     common::assert_healthy(&sandbox);
 }
 
@@ -165,18 +157,6 @@ fn the_readme_quickstart_trainer_learns_digits() {
     let model = outcome.model.expect("the trainer saved its model");
     let (_, input, labels) = digits();
     let output = run_predict(&module, &model, &input).unwrap();
-    let correct = output
-        .values
-        .chunks_exact(10)
-        .zip(&labels)
-        .filter(|(scores, label)| {
-            let best = scores
-                .iter()
-                .enumerate()
-                .fold(0, |b, (i, &v)| if v > scores[b] { i } else { b });
-            best == **label as usize
-        })
-        .count();
-    let accuracy = correct as f64 / labels.len() as f64;
+    let accuracy = common::correct(&output.values, 10, &labels) as f64 / labels.len() as f64;
     assert!(accuracy > 0.85, "test accuracy {accuracy}");
 }

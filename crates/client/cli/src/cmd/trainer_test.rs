@@ -155,8 +155,16 @@ fn test(args: &TestRun<'_>) -> CliResult {
         console_bytes: 1 << 20,
         ..SandboxLimits::default()
     })?;
+    let compiling = Instant::now();
     let module = sandbox.load(&module_bytes)?;
+    let compile_seconds = compiling.elapsed().as_secs_f64();
+    let fresh_instance_ms = fresh_instance_median(&module)?.as_secs_f64() * 1e3;
     outln!("trainer digest {}", module.digest_hex());
+    outln!(
+        "component {:.1} MB, compiled in {compile_seconds:.1} s (once per registration); a fresh \
+         instance takes {fresh_instance_ms:.3} ms (one per prediction request)",
+        module_bytes.len() as f64 / 1e6
+    );
 
     let engine = Engine::new(EngineConfig {
         seed: args.seed,
@@ -215,6 +223,9 @@ fn test(args: &TestRun<'_>) -> CliResult {
                 "predict_batch": eval.batch,
                 "trainer_digest": module.digest_hex(),
                 "model_digest": model_digest,
+                "component_bytes": module_bytes.len(),
+                "compile_seconds": compile_seconds,
+                "fresh_instance_ms": fresh_instance_ms,
             })
         );
     }
@@ -230,6 +241,17 @@ struct Evaluation {
     worst_batch: Duration,
     /// Inputs of the largest batch timed.
     batch: usize,
+}
+
+/// The median of 51 fresh instances of `module` (store, instance, drop): what each prediction
+/// request pays before the trainer's code runs.
+fn fresh_instance_median(module: &chiron_sandbox::TrainerModule) -> CliResult<Duration> {
+    let mut times = (0..51)
+        .map(|_| chiron_sandbox::measure_fresh_instance(module))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|code| format!("the trainer does not instantiate: {code}"))?;
+    times.sort();
+    Ok(times[times.len() / 2])
 }
 
 /// Records of the `test` split also predicted one by one, for the single-input time.

@@ -202,3 +202,30 @@ fn never_created<T>(what: &str) -> wasmtime::Result<T> {
     Err(wasmtime::Error::new(HostFault(FailureCode::Trap))
         .context(format!("no {what} exists in the sandbox")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_virtual_wasi;
+
+    #[test]
+    fn only_the_virtual_interfaces_at_a_0_2_version_pass_the_name_check() {
+        for ok in [
+            "wasi:io/streams@0.2.0",
+            "wasi:cli/environment@0.2.9",
+            "wasi:sockets/tcp@0.2.12",
+        ] {
+            assert!(is_virtual_wasi(ok), "{ok}");
+        }
+        for refused in [
+            "wasi:io/streams",
+            "wasi:io/streams@0.3.0",
+            "wasi:io/streams@0.2.",
+            "wasi:io/streams@0.2.1-rc",
+            "wasi:http/outgoing-handler@0.2.0",
+            "wasi:clocks/timezone@0.2.12",
+            "chiron:trainer/tensor@0.1.0",
+        ] {
+            assert!(!is_virtual_wasi(refused), "{refused}");
+        }
+    }
+}

@@ -85,6 +85,26 @@ pub fn digits() -> (SealedRecords, TensorData, Vec<u32>) {
     (SealedRecords::preload(&opened).unwrap(), input, labels)
 }
 
+/// Index of the largest score (the first of equal ones).
+pub fn argmax(scores: &[f32]) -> usize {
+    scores
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv { (i, x) } else { (bi, bv) }
+        })
+        .0
+}
+
+/// How many rows of `scores` (`classes` per row) put their largest score on the label.
+pub fn correct(scores: &[f32], classes: usize, labels: &[u32]) -> usize {
+    scores
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, label)| argmax(row) == **label as usize)
+        .count()
+}
+
 /// Limits for tests: small pool, small memory, test mode on (failure text to stderr).
 pub fn limits() -> SandboxLimits {
     SandboxLimits {

@@ -1,7 +1,8 @@
 """A hostile Python trainer for the sandbox's tests: it tries every system channel CPython has —
 files, directories, environment, arguments, stdin, clocks, timers, randomness, sockets, exit —
-and saves what it observed as one tensor `probe`, for the test to check that nothing useful
-came back. Hyper-parameter `exit` = 1 calls `sys.exit` instead.
+and saves what it observed, one tensor per observation under its name (`random`: 16 bytes of
+`os.urandom`), for the test to check that nothing useful came back. Hyper-parameter `exit` = 1
+calls `sys.exit` instead.
 """
 
 import os
@@ -11,23 +12,6 @@ import time
 
 import chiron
 
-# The order of the saved observations (the test reads them by this list).
-FIELDS = [
-    "environment_variables",
-    "arguments",
-    "stdin_bytes",
-    "wall_clock",
-    "monotonic_advance",
-    "perf_counter_advance",
-    "sleep_seconds_by_clock",
-    "opened_a_file",
-    "listed_a_directory",
-    "made_a_directory",
-    "cwd_other_than_root",
-    "opened_a_socket",
-    "resolved_a_name",
-    "console_write_failed",
-]
 RANDOM_BYTES = 16
 
 
@@ -85,9 +69,9 @@ def train(config: chiron.TrainConfig) -> None:
     seen["opened_a_socket"] = _raises(_socket)
     seen["resolved_a_name"] = _raises(_resolve)
     seen["console_write_failed"] = 1.0 - _raises(_console)
-    values = [float(seen[name]) for name in FIELDS]
-    values += [float(b) for b in os.urandom(RANDOM_BYTES)]
-    chiron.model.save({"probe": chiron.tensor(values)})
+    saved = {name: chiron.tensor([float(value)]) for name, value in seen.items()}
+    saved["random"] = chiron.tensor([float(b) for b in os.urandom(RANDOM_BYTES)])
+    chiron.model.save(saved)
 
 
 def predict(x: chiron.Tensor) -> chiron.Tensor:
