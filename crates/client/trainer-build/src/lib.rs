@@ -79,6 +79,15 @@ pub enum BuildError {
     Componentize(#[from] ComponentizeError),
 }
 
+impl BuildError {
+    /// Whether the build tool itself is missing or of the wrong release (componentize-py not
+    /// installed, cargo not found): the machine's setup, not the trainer's fault. Test suites
+    /// use it to skip builds on a machine without the tool.
+    pub fn is_missing_tool(&self) -> bool {
+        matches!(self, BuildError::Spawn(_) | BuildError::PythonTool(_))
+    }
+}
+
 /// A core module that cannot become a `chiron:trainer` component (typically: built without
 /// `chiron-sdk`, so it lacks the world's type information, or with a WASI target).
 #[derive(Debug, thiserror::Error)]

@@ -39,15 +39,15 @@ pub fn fixture(name: &str) -> Vec<u8> {
 /// test is skipped) when componentize-py is not installed, unless
 /// `CHIRON_REQUIRE_PYTHON_TRAINERS=1` (scripts/test.sh) makes that a failure.
 pub fn python_trainer(dir: &str) -> Option<Vec<u8>> {
-    use chiron_trainer_build::BuildError;
     let options = chiron_trainer_build::BuildOptions {
         jobs: None,
         quiet: true,
     };
     match chiron_trainer_build::build_trainer_with(&root().join(dir), &options) {
         Ok(out) => Some(std::fs::read(out).unwrap()),
-        Err(e @ (BuildError::Spawn(_) | BuildError::PythonTool(_)))
-            if std::env::var_os("CHIRON_REQUIRE_PYTHON_TRAINERS").is_none_or(|v| v != "1") =>
+        Err(e)
+            if e.is_missing_tool()
+                && std::env::var_os("CHIRON_REQUIRE_PYTHON_TRAINERS").is_none_or(|v| v != "1") =>
         {
             eprintln!("skipped: no componentize-py to build the Python trainer {dir}: {e}");
             None

@@ -40,10 +40,10 @@ pub fn python_component(dir: &str) -> Option<Vec<u8>> {
     };
     match chiron_trainer_build::build_trainer_with(&path, &options) {
         Ok(out) => Some(std::fs::read(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display()))),
-        Err(
-            e @ (chiron_trainer_build::BuildError::Spawn(_)
-            | chiron_trainer_build::BuildError::PythonTool(_)),
-        ) if std::env::var_os("CHIRON_REQUIRE_PYTHON_TRAINERS").is_none_or(|v| v != "1") => {
+        Err(e)
+            if e.is_missing_tool()
+                && std::env::var_os("CHIRON_REQUIRE_PYTHON_TRAINERS").is_none_or(|v| v != "1") =>
+        {
             eprintln!("skipped: no componentize-py to build the Python trainer {dir}: {e}");
             None
         }
