@@ -11,7 +11,8 @@
 //!   limit; with
 //!   [`SandboxLimits::resident_memory`], every instance slot's memory resident from the start
 //!   and never given back, so what a guest touches does not show in the process's RSS);
-//! - loads a component ([`TrainerModule::load`]): compiles it, refuses anything that imports
+//! - loads a component ([`TrainerModule::load`]): compiles it (in a child process of the same
+//!   executable when [`SandboxLimits::compile_child`] names one: [`compile_child`]), refuses anything that imports
 //!   outside the world, checks the `train`/`predict` exports, pre-instantiates it and records
 //!   its SHA-256 digest;
 //! - runs the exports on fresh instances ([`run_train`], [`run_predict`]) with a memory cap, a
@@ -25,12 +26,14 @@
 //! - every call runs in a fresh store and instance, dropped afterwards: nothing a guest does
 //!   survives into the next call, and a trap leaves the host healthy;
 //! - no unsafe code but one block: deserializing compiled code the caller authenticated
-//!   ([`TrainerModule::load_compiled`]; wasmtime's generated export wrappers are unsafe, so
-//!   the two exports are called through the type-checked `get_typed_func` instead).
+//!   ([`TrainerModule::load_compiled`]) or this executable's compile child produced
+//!   (wasmtime's generated export wrappers are unsafe, so the two exports are called through
+//!   the type-checked `get_typed_func` instead).
 
 #![deny(unsafe_code)]
 
 mod bindings;
+pub mod compile_child;
 mod failure;
 mod host;
 mod outcome;

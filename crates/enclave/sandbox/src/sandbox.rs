@@ -1,5 +1,6 @@
 //! Loading trainer components and running their exports under limits.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,11 @@ pub struct SandboxLimits {
     /// console) passed to the host's stderr per run, after which the output is cut. Default
     /// 0: dropped unread, as in the enclave.
     pub console_bytes: usize,
+    /// Compile components in a child process running this program (which must answer
+    /// [`crate::compile_child::CHILD_ARG`] with [`crate::compile_child::serve`]), so the
+    /// compiler's memory never enters this process: see [`crate::compile_child`]. Name the
+    /// running executable, `/proc/self/exe`. Default `None`: compile in this process.
+    pub compile_child: Option<PathBuf>,
 }
 
 impl Default for SandboxLimits {
@@ -97,8 +103,55 @@ impl Default for SandboxLimits {
             epoch_tick: Duration::from_millis(10),
             debug_log: false,
             console_bytes: 0,
+            compile_child: None,
         }
     }
+}
+
+/// wasmtime's configuration for `limits`: everything that shapes compiled code and instances
+/// (a compile child builds the same from the settings it is sent).
+pub(crate) fn wasmtime_config(limits: &SandboxLimits) -> Config {
+    let n = limits.max_instances;
+    let mut pool = PoolingAllocationConfig::new();
+    // A wit-component trainer has a handful of core instances (main module, shims) and one
+    // memory; leave headroom but keep the pool's address-space reservation bounded (and,
+    // with `resident_memory`, what is resident: one memory slot per instance).
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(8))
+        .max_core_instances_per_component(16)
+        .total_memories(n)
+        .max_memories_per_component(1)
+        .total_tables(n.saturating_mul(4))
+        .max_tables_per_component(8)
+        .max_memory_size(limits.max_memory_bytes)
+        .table_elements(limits.max_table_elements);
+    if limits.resident_memory {
+        // Freed slots are zeroed with memset, never madvised away: pages a guest touched
+        // stay resident, so nothing changes when its instance ends.
+        pool.linear_memory_keep_resident(limits.max_memory_bytes)
+            .table_keep_resident(limits.max_table_elements.saturating_mul(16));
+    }
+    let metered = limits.train_fuel.is_some() || limits.predict_fuel.is_some();
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(metered)
+        .epoch_interruption(true)
+        .max_wasm_stack(limits.max_wasm_stack)
+        // Reserve each linear memory at its cap, not wasmtime's default 4 GiB + guard:
+        // address space is scarce in some TEEs (an SGX enclave's size is fixed). Bounds
+        // checks become explicit, which costs little in orchestration-only guests.
+        .memory_reservation(limits.max_memory_bytes as u64)
+        .memory_guard_size(64 << 10)
+        .parallel_compilation(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if limits.resident_memory {
+        // Data segments copied into the slot's own pages (not a copy-on-write file mapping
+        // that comes and goes with the module), and tables filled when instantiated (not
+        // page by page as the guest first calls through them).
+        config.memory_init_cow(false).table_lazy_init(false);
+    }
+    config
 }
 
 /// State shared by a sandbox and the modules it loaded.
@@ -129,47 +182,8 @@ impl Sandbox {
                 "epoch_tick and max_instances must be non-zero".into(),
             ));
         }
-        let n = limits.max_instances;
-        let mut pool = PoolingAllocationConfig::new();
-        // A wit-component trainer has a handful of core instances (main module, shims) and one
-        // memory; leave headroom but keep the pool's address-space reservation bounded (and,
-        // with `resident_memory`, what is resident: one memory slot per instance).
-        pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(8))
-            .max_core_instances_per_component(16)
-            .total_memories(n)
-            .max_memories_per_component(1)
-            .total_tables(n.saturating_mul(4))
-            .max_tables_per_component(8)
-            .max_memory_size(limits.max_memory_bytes)
-            .table_elements(limits.max_table_elements);
-        if limits.resident_memory {
-            // Freed slots are zeroed with memset, never madvised away: pages a guest touched
-            // stay resident, so nothing changes when its instance ends.
-            pool.linear_memory_keep_resident(limits.max_memory_bytes)
-                .table_keep_resident(limits.max_table_elements.saturating_mul(16));
-        }
         let metered = limits.train_fuel.is_some() || limits.predict_fuel.is_some();
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .consume_fuel(metered)
-            .epoch_interruption(true)
-            .max_wasm_stack(limits.max_wasm_stack)
-            // Reserve each linear memory at its cap, not wasmtime's default 4 GiB + guard:
-            // address space is scarce in some TEEs (an SGX enclave's size is fixed). Bounds
-            // checks become explicit, which costs little in orchestration-only guests.
-            .memory_reservation(limits.max_memory_bytes as u64)
-            .memory_guard_size(64 << 10)
-            .parallel_compilation(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        if limits.resident_memory {
-            // Data segments copied into the slot's own pages (not a copy-on-write file mapping
-            // that comes and goes with the module), and tables filled when instantiated (not
-            // page by page as the guest first calls through them).
-            config.memory_init_cow(false).table_lazy_init(false);
-        }
-        let engine = Engine::new(&config).map_err(err)?;
+        let engine = Engine::new(&wasmtime_config(&limits)).map_err(err)?;
         if limits.resident_memory {
             touch_memory_slots(&engine, &limits)?;
         }
@@ -221,16 +235,19 @@ impl Sandbox {
 /// The crate's one unsafe block. wasmtime cannot check that serialized code is what it once
 /// compiled (it checks the format, version and configuration, not the machine code), so
 /// `Component::deserialize` is `unsafe`: its precondition is that the bytes came from
-/// `Component::serialize`. `load_compiled`'s contract passes that duty to the caller, and the
-/// enclave meets it by authenticating the bytes with its sealing key before they get here.
+/// `Component::serialize` (or `Engine::precompile_component`). Two callers meet it:
+/// `load_compiled`, whose contract passes the duty to its caller (the enclave authenticates
+/// the bytes with its sealing key before they get here), and `load` with a compile child,
+/// whose code comes from this same executable (see [`crate::compile_child`]).
 #[allow(unsafe_code)]
 fn deserialize_trusted(
     engine: &Engine,
     code: &[u8],
 ) -> Result<wasmtime::component::Component, LoadError> {
-    // SAFETY: `code` is the output of `Component::serialize` (`TrainerModule::compiled_code`),
-    // authenticated by the caller (see `TrainerModule::load_compiled`); wasmtime refuses output
-    // of another version or configuration.
+    // SAFETY: `code` is wasmtime's serialized output: from `TrainerModule::compiled_code`,
+    // authenticated by the caller (see `TrainerModule::load_compiled`), or from this
+    // executable's compile child (`compile_child`, over a pipe it alone holds); wasmtime
+    // refuses output of another version or configuration.
     unsafe { wasmtime::component::Component::deserialize(engine, code) }
         .map_err(|e| LoadError::Invalid(format!("compiled code: {e:#}")))
 }
@@ -344,8 +361,18 @@ impl TrainerModule {
         let mut digest = [0u8; 32];
         digest.copy_from_slice(digest_value.as_ref());
 
-        let component = wasmtime::component::Component::new(&shared.engine, bytes)
-            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let component = match &shared.limits.compile_child {
+            Some(program) => {
+                let code = crate::compile_child::compile(program, &shared.limits, bytes)?;
+                // The code comes from this executable's own child (see `compile_child`); code
+                // that does not load is the child's failure, not the module's.
+                deserialize_trusted(&shared.engine, &code).map_err(|e| {
+                    LoadError::Internal(format!("compiler process: unusable code: {e}"))
+                })?
+            }
+            None => wasmtime::component::Component::new(&shared.engine, bytes)
+                .map_err(|e| LoadError::Invalid(format!("{e:#}")))?,
+        };
         Self::checked(sandbox, component, digest)
     }
 

@@ -153,6 +153,9 @@ fn test(args: &TestRun<'_>) -> CliResult {
         debug_log: true,
         // A Python trainer's prints and tracebacks, on the operator's terminal.
         console_bytes: 1 << 20,
+        // Compiled as the enclave compiles: in a child, so the steps timed below run on a heap
+        // the compiler never fragmented.
+        compile_child: Some(chiron_sandbox::compile_child::OWN_EXECUTABLE.into()),
         ..SandboxLimits::default()
     })?;
     let compiling = Instant::now();

@@ -167,6 +167,8 @@ async fn run(args: Args) -> Result<(), AnyError> {
         max_memory_bytes: args.guest_memory_mib << 20,
         max_instances: args.instances,
         resident_memory: true,
+        // The compiler's memory stays out of this process (one arena, never trimmed).
+        compile_child: Some(PathBuf::from(chiron_sandbox::compile_child::OWN_EXECUTABLE)),
         ..SandboxLimits::default()
     })?);
     let runtime = Arc::new(Runtime::new(
@@ -239,6 +241,14 @@ async fn run(args: Args) -> Result<(), AnyError> {
 }
 
 fn main() -> ExitCode {
+    // A compile child of this process (see `chiron_sandbox::compile_child`), before anything
+    // else starts: it only compiles one component and exits.
+    let mut argv = std::env::args_os().skip(1);
+    if let (Some(arg), None) = (argv.next(), argv.next())
+        && arg == chiron_sandbox::compile_child::CHILD_ARG
+    {
+        return chiron_sandbox::compile_child::serve();
+    }
     let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
