@@ -69,13 +69,8 @@ enum Command {
 fn main() -> ExitCode {
     // A compile child of `chiron trainer test` (see `chiron_sandbox::compile_child`).
     #[cfg(feature = "dev")]
-    {
-        let mut argv = std::env::args_os().skip(1);
-        if let (Some(arg), None) = (argv.next(), argv.next())
-            && arg == chiron_sandbox::compile_child::CHILD_ARG
-        {
-            return chiron_sandbox::compile_child::serve();
-        }
+    if chiron_sandbox::compile_child::requested() {
+        return chiron_sandbox::compile_child::serve();
     }
     let cli = Cli::parse();
     #[cfg(feature = "dev")]

@@ -105,24 +105,28 @@ fn parse_settings(line: &str) -> Result<SandboxLimits, String> {
 }
 
 /// Compiles `bytes` in a child process running `program` (see the module documentation) and
-/// returns wasmtime's serialized code, to be loaded with the parent's own settings.
+/// returns wasmtime's serialized code, to be loaded with the parent's own settings; `None`
+/// when no child could be started (a platform without `/proc/self/exe` or process creation:
+/// the caller compiles in its own process, as it would without a compile child).
 ///
 /// [`LoadError::Invalid`] with the compiler's message when the component does not compile;
-/// [`LoadError::Internal`] when the child could not be run or did not answer.
+/// [`LoadError::Internal`] when the child started but did not answer with code.
 pub(crate) fn compile(
     program: &Path,
     limits: &SandboxLimits,
     bytes: &[u8],
-) -> Result<Vec<u8>, LoadError> {
+) -> Result<Option<Vec<u8>>, LoadError> {
     let internal = |what: &str| LoadError::Internal(format!("compiler process: {what}"));
-    let mut child = Command::new(program)
+    let Ok(mut child) = Command::new(program)
         .arg(CHILD_ARG)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_clear()
         .spawn()
-        .map_err(|e| internal(&format!("cannot start {}: {e}", program.display())))?;
+    else {
+        return Ok(None);
+    };
     let (Some(mut stdin), Some(mut stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -151,14 +155,20 @@ pub(crate) fn compile(
     let text = errors.join().unwrap_or_default();
     let status = status.map_err(|e| internal(&format!("lost: {e}")))?;
     match status.code() {
-        Some(0) if read.is_ok() && written && !code.is_empty() => Ok(code),
+        Some(0) if read.is_ok() && written && !code.is_empty() => Ok(Some(code)),
         Some(c) if c == i32::from(INVALID_COMPONENT) => Err(LoadError::Invalid(text)),
         _ => Err(internal(&format!("ended with {status}: {}", text.trim()))),
     }
 }
 
+/// Whether this process was started as a compile child: its only argument is [`CHILD_ARG`].
+pub fn requested() -> bool {
+    let mut argv = std::env::args_os().skip(1);
+    matches!((argv.next(), argv.next()), (Some(arg), None) if arg == CHILD_ARG)
+}
+
 /// The child's side: reads one request from stdin, compiles it, writes the code to stdout.
-/// Call it first thing in `main` when the process's only argument is [`CHILD_ARG`].
+/// Call it first thing in `main` when [`requested`].
 pub fn serve() -> ExitCode {
     match serve_request() {
         Ok(()) => ExitCode::SUCCESS,

@@ -75,7 +75,8 @@ pub struct SandboxLimits {
     /// Compile components in a child process running this program (which must answer
     /// [`crate::compile_child::CHILD_ARG`] with [`crate::compile_child::serve`]), so the
     /// compiler's memory never enters this process: see [`crate::compile_child`]. Name the
-    /// running executable, `/proc/self/exe`. Default `None`: compile in this process.
+    /// running executable, `/proc/self/exe`. Default `None`: compile in this process (as
+    /// also when the child cannot be started).
     pub compile_child: Option<PathBuf>,
 }
 
@@ -361,15 +362,16 @@ impl TrainerModule {
         let mut digest = [0u8; 32];
         digest.copy_from_slice(digest_value.as_ref());
 
-        let component = match &shared.limits.compile_child {
-            Some(program) => {
-                let code = crate::compile_child::compile(program, &shared.limits, bytes)?;
-                // The code comes from this executable's own child (see `compile_child`); code
-                // that does not load is the child's failure, not the module's.
-                deserialize_trusted(&shared.engine, &code).map_err(|e| {
-                    LoadError::Internal(format!("compiler process: unusable code: {e}"))
-                })?
-            }
+        let from_child = match &shared.limits.compile_child {
+            Some(program) => crate::compile_child::compile(program, &shared.limits, bytes)?,
+            None => None,
+        };
+        let component = match from_child {
+            // The code comes from this executable's own child (see `compile_child`); code
+            // that does not load is the child's failure, not the module's.
+            Some(code) => deserialize_trusted(&shared.engine, &code).map_err(|e| {
+                LoadError::Internal(format!("compiler process: unusable code: {e}"))
+            })?,
             None => wasmtime::component::Component::new(&shared.engine, bytes)
                 .map_err(|e| LoadError::Invalid(format!("{e:#}")))?,
         };

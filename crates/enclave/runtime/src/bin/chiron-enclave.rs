@@ -243,10 +243,7 @@ async fn run(args: Args) -> Result<(), AnyError> {
 fn main() -> ExitCode {
     // A compile child of this process (see `chiron_sandbox::compile_child`), before anything
     // else starts: it only compiles one component and exits.
-    let mut argv = std::env::args_os().skip(1);
-    if let (Some(arg), None) = (argv.next(), argv.next())
-        && arg == chiron_sandbox::compile_child::CHILD_ARG
-    {
+    if chiron_sandbox::compile_child::requested() {
         return chiron_sandbox::compile_child::serve();
     }
     let args = Args::parse();
