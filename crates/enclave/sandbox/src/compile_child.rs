@@ -144,9 +144,12 @@ pub(crate) fn compile(
             .is_ok()
     });
     let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.take(MAX_ERROR_TEXT).read_to_string(&mut text);
-        text
+        let mut stderr = stderr;
+        let mut text = Vec::new();
+        let _ = (&mut stderr).take(MAX_ERROR_TEXT).read_to_end(&mut text);
+        // Drained to the end, so a longer message cannot block the child.
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+        String::from_utf8_lossy(&text).into_owned()
     });
     let mut code = Vec::new();
     let read = stdout.read_to_end(&mut code);
