@@ -49,7 +49,6 @@ const SETTINGS_TAG: &str = "chiron-compile-v1";
 /// one line the parent sends. wasmtime refuses code compiled under other settings when the
 /// parent deserializes it, so a mismatch cannot go unnoticed.
 fn settings_line(limits: &SandboxLimits) -> String {
-    let metered = limits.train_fuel.is_some() || limits.predict_fuel.is_some();
     format!(
         "{SETTINGS_TAG} instances={} memory={} tables={} stack={} resident={} metered={} \
          module={}\n",
@@ -58,7 +57,7 @@ fn settings_line(limits: &SandboxLimits) -> String {
         limits.max_table_elements,
         limits.max_wasm_stack,
         u8::from(limits.resident_memory),
-        u8::from(metered),
+        u8::from(limits.metered()),
         limits.max_module_bytes,
     )
 }
@@ -135,27 +134,30 @@ pub(crate) fn compile(
         return Err(internal("its pipes were not set up"));
     };
     // Request and replies move at once: the child may answer (e.g. refuse the settings) before
-    // reading all of a large component.
-    let request = [settings_line(limits).into_bytes(), bytes.to_vec()];
-    let writer = std::thread::spawn(move || {
-        request
-            .iter()
-            .try_for_each(|part| stdin.write_all(part))
-            .is_ok()
+    // reading all of a large component. Scoped threads borrow the component rather than copy it.
+    let settings = settings_line(limits);
+    let (read, code, status, written, text) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            stdin
+                .write_all(settings.as_bytes())
+                .and_then(|()| stdin.write_all(bytes))
+                .is_ok()
+        });
+        let errors = scope.spawn(move || {
+            let mut stderr = stderr;
+            let mut text = Vec::new();
+            let _ = (&mut stderr).take(MAX_ERROR_TEXT).read_to_end(&mut text);
+            // Drained to the end, so a longer message cannot block the child.
+            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+            String::from_utf8_lossy(&text).into_owned()
+        });
+        let mut code = Vec::new();
+        let read = stdout.read_to_end(&mut code);
+        let status = child.wait();
+        let written = writer.join().unwrap_or(false);
+        let text = errors.join().unwrap_or_default();
+        (read, code, status, written, text)
     });
-    let errors = std::thread::spawn(move || {
-        let mut stderr = stderr;
-        let mut text = Vec::new();
-        let _ = (&mut stderr).take(MAX_ERROR_TEXT).read_to_end(&mut text);
-        // Drained to the end, so a longer message cannot block the child.
-        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
-        String::from_utf8_lossy(&text).into_owned()
-    });
-    let mut code = Vec::new();
-    let read = stdout.read_to_end(&mut code);
-    let status = child.wait();
-    let written = writer.join().unwrap_or(false);
-    let text = errors.join().unwrap_or_default();
     let status = status.map_err(|e| internal(&format!("lost: {e}")))?;
     match status.code() {
         Some(0) if read.is_ok() && written && !code.is_empty() => Ok(Some(code)),

@@ -109,6 +109,13 @@ impl Default for SandboxLimits {
     }
 }
 
+impl SandboxLimits {
+    /// Whether an instruction budget is set, so the compiled code must meter fuel.
+    pub(crate) fn metered(&self) -> bool {
+        self.train_fuel.is_some() || self.predict_fuel.is_some()
+    }
+}
+
 /// wasmtime's configuration for `limits`: everything that shapes compiled code and instances
 /// (a compile child builds the same from the settings it is sent).
 pub(crate) fn wasmtime_config(limits: &SandboxLimits) -> Config {
@@ -132,11 +139,10 @@ pub(crate) fn wasmtime_config(limits: &SandboxLimits) -> Config {
         pool.linear_memory_keep_resident(limits.max_memory_bytes)
             .table_keep_resident(limits.max_table_elements.saturating_mul(16));
     }
-    let metered = limits.train_fuel.is_some() || limits.predict_fuel.is_some();
     let mut config = Config::new();
     config
         .wasm_component_model(true)
-        .consume_fuel(metered)
+        .consume_fuel(limits.metered())
         .epoch_interruption(true)
         .max_wasm_stack(limits.max_wasm_stack)
         // Reserve each linear memory at its cap, not wasmtime's default 4 GiB + guard:
@@ -183,7 +189,7 @@ impl Sandbox {
                 "epoch_tick and max_instances must be non-zero".into(),
             ));
         }
-        let metered = limits.train_fuel.is_some() || limits.predict_fuel.is_some();
+        let metered = limits.metered();
         let engine = Engine::new(&wasmtime_config(&limits)).map_err(err)?;
         if limits.resident_memory {
             touch_memory_slots(&engine, &limits)?;
