@@ -5,7 +5,10 @@
 #    committed component) trained alternately with `chiron trainer test` on the real
 #    Fashion-MNIST (seed 1, batch 64); per repetition, seconds per optimizer step of each (the
 #    trainers' own evaluation passes included, as both make the same ones) and the Python/Rust
-#    ratio; the model digests of the two must be equal (bit-identical weights);
+#    ratio; the median step (time between progress reports, which a burst of other load
+#    hardly moves); each step split into the trainer's own code and the engine calls (the
+#    sandbox's test-mode clock), so what the language costs shows apart from the machine's
+#    drift; the model digests of the two must be equal (bit-identical weights);
 #  - what a CPython component costs the sandbox: component size, compile time (once per
 #    registration) and a fresh instance (once per prediction request), Python and Rust.
 #
@@ -84,11 +87,29 @@ out = {
     "compile_seconds": {k: statistics.median(r["compile_seconds"] for r in v) for k, v in by.items()},
     "fresh_instance_ms": {k: statistics.median(r["fresh_instance_ms"] for r in v) for k, v in by.items()},
     "predict_worst_ms_single": {k: statistics.median(r["predict_worst_ms_single"] for r in v) for k, v in by.items()},
+    # The run's time split at the sandbox boundary, per step: the trainer's own code (what
+    # the language costs) and the engine calls (the same work in both).
+    "guest_ms_per_step": {k: statistics.median(r["guest_ms_per_step"] for r in v) for k, v in by.items()},
+    "host_ms_per_step": {k: statistics.median(r["host_ms_per_step"] for r in v) for k, v in by.items()},
+    "host_calls_per_step": {k: statistics.median(r["host_calls_per_step"] for r in v) for k, v in by.items()},
+    "progress_interval_median_ms": {k: statistics.median(r["progress_interval_median_ms"] for r in v) for k, v in by.items()},
 }
+# What the Python code adds to a step, relative to the Rust step: the difference of guest
+# time over the Rust run's whole step time (drift changes both runs' engine time, hardly this).
+out["guest_overhead"] = (
+    out["guest_ms_per_step"]["python"] - out["guest_ms_per_step"]["rust"]
+) / out["step_ms"]["rust"]
+out["python_over_rust_progress_interval"] = (
+    out["progress_interval_median_ms"]["python"] / out["progress_interval_median_ms"]["rust"]
+)
 json.dump(out, open("bench/out/python.json", "w"), indent=2)
 print(f"{'':28}{'rust cnn':>12}{'python cnn':>12}")
 for label, key, fmt in [
     ("ms per training step", "step_ms", "{:.2f}"),
+    ("  in the trainer's code", "guest_ms_per_step", "{:.3f}"),
+    ("  in engine calls", "host_ms_per_step", "{:.2f}"),
+    ("  engine calls", "host_calls_per_step", "{:.1f}"),
+    ("median step (progress) ms", "progress_interval_median_ms", "{:.2f}"),
     ("component MB", "component_bytes", None),
     ("compile s", "compile_seconds", "{:.2f}"),
     ("fresh instance ms", "fresh_instance_ms", "{:.3f}"),
@@ -100,6 +121,8 @@ for label, key, fmt in [
     print(f"{label:28}{cells[0]:>12}{cells[1]:>12}")
 print(f"python/rust step time: {out['python_over_rust']:.4f} (per rep: {', '.join(f'{r:.4f}' for r in ratios)}; "
       f"best run over best run: {out['python_over_rust_best']:.4f})")
+print(f"python/rust median step: {out['python_over_rust_progress_interval']:.4f}; "
+      f"the Python code adds {100 * out['guest_overhead']:.2f} % of a Rust step")
 print(f"bit-identical weights: {out['bit_identical']}")
 sys.exit(0 if out["bit_identical"] else 1)
 EOF

@@ -12,6 +12,7 @@ use crate::bindings::chiron::trainer::{data, model, nn, optim, report, tensor, t
 use crate::bindings::{ErrorCode, HostOptimizer, HostTensor, MetricName};
 use crate::failure::{FailureCode, HostFault};
 use crate::outcome::{Checkpointing, Metric, MetricPoint, NamedTensor, Progress, TrainCheckpoint};
+use crate::timing::GuestClock;
 
 /// Result type of every generated import: the outer error traps, the inner is the WIT result.
 type HostResult<T> = wasmtime::Result<Result<T, ErrorCode>>;
@@ -104,6 +105,8 @@ pub(crate) struct HostState {
     pub resumed: bool,
     /// Where the guest's stdout and stderr go (the virtual WASI's console).
     pub console: crate::wasi::Console,
+    /// Operator test mode: the guest/host time split ([`crate::SandboxLimits::time_guest`]).
+    pub clock: Option<GuestClock>,
 }
 
 impl HostState {
@@ -129,6 +132,7 @@ impl HostState {
             last_checkpoint: None,
             resumed: false,
             console,
+            clock: None,
         }
     }
 
@@ -494,6 +498,9 @@ impl report::Host for HostState {
     fn progress(&mut self, step: u64, total: u64) -> wasmtime::Result<()> {
         // Reports mean nothing in prediction (no one receives them): ignored.
         if self.phase == Phase::Train {
+            if let Some(clock) = self.clock.as_mut() {
+                clock.progress();
+            }
             if self.reports() < self.max_reports {
                 self.progress.push(Progress { step, total });
             } else {

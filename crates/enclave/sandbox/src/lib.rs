@@ -38,6 +38,7 @@ mod failure;
 mod host;
 mod outcome;
 mod sandbox;
+mod timing;
 mod wasi;
 
 pub use chiron_engine::{EngineCheckpoint, EngineConfig, EngineError};
@@ -50,4 +51,5 @@ pub use sandbox::{
     Sandbox, SandboxLimits, TrainerModule, measure_fresh_instance, run_predict,
     run_predict_prepared, run_predict_within, run_train, run_train_with,
 };
+pub use timing::TimeSplit;
 pub use wasi::MAX_RANDOM_BYTES;

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use chiron_engine::{EngineCheckpoint, EngineError};
 
+use crate::timing::TimeSplit;
+
 /// The job's training configuration: what the guest's `train` receives, plus the wall-clock
 /// budget the runtime enforces (which the guest does not see).
 #[derive(Clone, Debug, PartialEq)]
@@ -151,6 +153,9 @@ pub struct TrainOutcome {
     pub steps_taken: u64,
     /// The most values the trainer's optimizers updated at once (its trained parameters).
     pub optimized_values: u64,
+    /// Where the run's time went, with [`crate::SandboxLimits::time_guest`] (operator test
+    /// mode); `None` otherwise.
+    pub time_split: Option<TimeSplit>,
 }
 
 /// The training state a trainer handed to `model.checkpoint` at the end of an epoch, with the

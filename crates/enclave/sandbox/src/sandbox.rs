@@ -16,6 +16,7 @@ use crate::host::{HostState, Limiter, Phase, from_wit, tid};
 use crate::outcome::{
     Checkpointing, PreparedModel, SavedModel, TensorData, TrainConfig, TrainOutcome,
 };
+use crate::timing::GuestClock;
 
 /// The limits every instance runs under. One value per [`Sandbox`]; the defaults suit the
 /// enclave (see each field).
@@ -78,6 +79,11 @@ pub struct SandboxLimits {
     /// running executable, `/proc/self/exe`. Default `None`: compile in this process (as
     /// also when the child cannot be started).
     pub compile_child: Option<PathBuf>,
+    /// Operator test mode only: split each training run's wall time between the guest's code
+    /// and host calls, and time the intervals between progress reports
+    /// ([`TrainOutcome::time_split`]). Off in the enclave: no call hook is installed and no
+    /// clock is read for it there.
+    pub time_guest: bool,
 }
 
 impl Default for SandboxLimits {
@@ -105,6 +111,7 @@ impl Default for SandboxLimits {
             debug_log: false,
             console_bytes: 0,
             compile_child: None,
+            time_guest: false,
         }
     }
 }
@@ -545,6 +552,15 @@ impl TrainerModule {
         store.epoch_deadline_trap();
         store.set_max_component_handles(limits.max_handles);
         store.set_hostcall_fuel(limits.hostcall_fuel);
+        if limits.time_guest && phase == Phase::Train {
+            store.data_mut().clock = Some(GuestClock::default());
+            store.call_hook(|mut ctx, hook| {
+                if let Some(clock) = ctx.data_mut().clock.as_mut() {
+                    clock.cross(hook);
+                }
+                Ok(())
+            });
+        }
         Ok(store)
     }
 
@@ -624,6 +640,7 @@ pub fn run_train_with(
         metrics: state.metrics,
         dropped_reports: state.dropped_reports,
         model: state.saved.map(|tensors| SavedModel { tensors }),
+        time_split: state.clock.map(GuestClock::finish),
     })
 }
 

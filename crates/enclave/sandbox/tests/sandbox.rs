@@ -134,6 +134,50 @@ fn reports_are_collected_in_order() {
 }
 
 #[test]
+fn test_mode_splits_a_runs_time_between_guest_and_host_and_the_enclave_mode_does_not() {
+    // `hostcall-bench`: one `full`, then `epochs` × (`add`, drop of its result), then
+    // `batch_size` × `item`: every one a host call.
+    let mut cfg = config(Duration::from_secs(20));
+    cfg.epochs = 2_000;
+    cfg.batch_size = 500;
+    let plain = TrainerModule::load(&sandbox(), &fixture("hostcall-bench")).unwrap();
+    assert_eq!(run_train(&plain, engine(), &cfg).unwrap().time_split, None);
+
+    let timed = Sandbox::new(SandboxLimits {
+        time_guest: true,
+        ..common::limits()
+    })
+    .unwrap();
+    let module = TrainerModule::load(&timed, &fixture("hostcall-bench")).unwrap();
+    let started = std::time::Instant::now();
+    let split = run_train(&module, engine(), &cfg)
+        .unwrap()
+        .time_split
+        .expect("a split in test mode");
+    let wall = started.elapsed();
+    assert!(
+        split.host_calls >= 1 + 2 * 2_000 + 500,
+        "{}",
+        split.host_calls
+    );
+    assert!(split.host_calls < 10_000, "{}", split.host_calls);
+    assert!(split.guest > Duration::ZERO && split.host > Duration::ZERO);
+    assert!(split.guest + split.host <= wall, "{split:?} in {wall:?}");
+    assert!(
+        split.progress_intervals.is_empty(),
+        "the guest reports nothing"
+    );
+
+    // One interval between each two progress reports (the `report` guest makes three).
+    let report = TrainerModule::load(&timed, &fixture("report")).unwrap();
+    let split = run_train(&report, engine(), &config(Duration::from_secs(10)))
+        .unwrap()
+        .time_split
+        .unwrap();
+    assert_eq!(split.progress_intervals.len(), 2);
+}
+
+#[test]
 fn reports_beyond_the_cap_are_counted_and_dropped() {
     let sandbox = Sandbox::new(SandboxLimits {
         max_reports: 10,

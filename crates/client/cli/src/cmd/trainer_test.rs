@@ -156,6 +156,8 @@ fn test(args: &TestRun<'_>) -> CliResult {
         // Compiled as the enclave compiles: in a child, so the steps timed below run on a heap
         // the compiler never fragmented.
         compile_child: Some(chiron_sandbox::compile_child::OWN_EXECUTABLE.into()),
+        // What the trainer's own code costs per step, apart from the engine's work.
+        time_guest: true,
         ..SandboxLimits::default()
     })?;
     let compiling = Instant::now();
@@ -193,6 +195,17 @@ fn test(args: &TestRun<'_>) -> CliResult {
         outcome.steps_taken,
         outcome.progress.len()
     );
+    let per_step = StepTimes::of(outcome.time_split.as_ref(), outcome.steps_taken);
+    if let Some(t) = &per_step {
+        outln!(
+            "per optimizer step: {:.3} ms in the trainer's own code, {:.3} ms in {:.1} engine \
+             calls; median {:.3} ms between progress reports",
+            t.guest_ms,
+            t.host_ms,
+            t.host_calls,
+            t.progress_interval_median_ms
+        );
+    }
     let model = outcome
         .model
         .ok_or("the trainer finished without saving a model")?;
@@ -229,10 +242,47 @@ fn test(args: &TestRun<'_>) -> CliResult {
                 "component_bytes": module_bytes.len(),
                 "compile_seconds": compile_seconds,
                 "fresh_instance_ms": fresh_instance_ms,
+                "guest_ms_per_step": per_step.as_ref().map(|t| t.guest_ms),
+                "host_ms_per_step": per_step.as_ref().map(|t| t.host_ms),
+                "host_calls_per_step": per_step.as_ref().map(|t| t.host_calls),
+                "progress_interval_median_ms": per_step.as_ref().map(|t| t.progress_interval_median_ms),
             })
         );
     }
     Ok(())
+}
+
+/// A training run's time per optimizer step, split at the sandbox boundary (the whole run's
+/// guest and host time, evaluation passes included, over its steps).
+struct StepTimes {
+    guest_ms: f64,
+    host_ms: f64,
+    host_calls: f64,
+    /// Median wall time between progress reports (the example trainers report every step): a
+    /// step's time that a burst of other load on the machine hardly moves.
+    progress_interval_median_ms: f64,
+}
+
+impl StepTimes {
+    fn of(split: Option<&chiron_sandbox::TimeSplit>, steps: u64) -> Option<Self> {
+        let split = split?;
+        if steps == 0 {
+            return None;
+        }
+        let steps = steps as f64;
+        let mut intervals = split.progress_intervals.clone();
+        intervals.sort();
+        let median = intervals
+            .get(intervals.len() / 2)
+            .copied()
+            .unwrap_or_default();
+        Some(Self {
+            guest_ms: split.guest.as_secs_f64() * 1e3 / steps,
+            host_ms: split.host.as_secs_f64() * 1e3 / steps,
+            host_calls: split.host_calls as f64 / steps,
+            progress_interval_median_ms: median.as_secs_f64() * 1e3,
+        })
+    }
 }
 
 /// What [`evaluate`] found: correct top-1 answers of the `test` split, and the slowest
