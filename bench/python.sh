@@ -14,9 +14,12 @@
 #
 # Medians over --reps (default 3) of --epochs (default 1) epochs each, and the ratio of the
 # fastest run of each (drift only slows runs down). Prints a table and writes
-# bench/out/python.json. Exits non-zero if a step fails or the digests differ.
+# bench/out/python.json (python-threadsN.json with --threads N). Exits non-zero if a step fails or the digests differ.
 #
-# Usage: bench/python.sh [--epochs N] [--reps N]
+# `--threads 1` runs the engine on one thread (RAYON_NUM_THREADS=1), as a confined job of the
+# service (policy `constant_cpu`, the default) does; by default it uses every core.
+#
+# Usage: bench/python.sh [--epochs N] [--reps N] [--threads N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -26,7 +29,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --epochs) epochs=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
-    *) echo "usage: bench/python.sh [--epochs N] [--reps N]" >&2; exit 2 ;;
+    --threads) export RAYON_NUM_THREADS=$2; shift 2 ;;
+    *) echo "usage: bench/python.sh [--epochs N] [--reps N] [--threads N]" >&2; exit 2 ;;
   esac
 done
 
@@ -64,7 +68,7 @@ for rep in $(seq 1 "$reps"); do
 done
 
 python3 - "$work/runs.jsonl" "$epochs" <<'EOF'
-import json, statistics, sys
+import json, os, statistics, sys
 runs = [json.loads(line) for line in open(sys.argv[1])]
 epochs = int(sys.argv[2])
 by = {k: [r for r in runs if r["kind"] == k] for k in ("rust", "python")}
@@ -72,6 +76,7 @@ step_ms = {k: [1e3 * r["train_seconds"] / r["steps"] for r in v] for k, v in by.
 ratios = [p / r for p, r in zip(step_ms["python"], step_ms["rust"])]
 digests = {r["model_digest"] for r in runs}
 out = {
+    "engine_threads": os.environ.get("RAYON_NUM_THREADS", "all cores"),
     "epochs": epochs,
     "reps": len(ratios),
     "step_ms": {k: statistics.median(v) for k, v in step_ms.items()},
@@ -102,7 +107,8 @@ out["guest_overhead"] = (
 out["python_over_rust_progress_interval"] = (
     out["progress_interval_median_ms"]["python"] / out["progress_interval_median_ms"]["rust"]
 )
-json.dump(out, open("bench/out/python.json", "w"), indent=2)
+threads = os.environ.get("RAYON_NUM_THREADS")
+json.dump(out, open(f"bench/out/python{'' if threads is None else '-threads' + threads}.json", "w"), indent=2)
 print(f"{'':28}{'rust cnn':>12}{'python cnn':>12}")
 for label, key, fmt in [
     ("ms per training step", "step_ms", "{:.2f}"),
@@ -119,6 +125,7 @@ for label, key, fmt in [
     v = out[key]
     cells = [f"{v[k] / 1e6:.1f}" if fmt is None else fmt.format(v[k]) for k in ("rust", "python")]
     print(f"{label:28}{cells[0]:>12}{cells[1]:>12}")
+print(f"engine threads: {out['engine_threads']}")
 print(f"python/rust step time: {out['python_over_rust']:.4f} (per rep: {', '.join(f'{r:.4f}' for r in ratios)}; "
       f"best run over best run: {out['python_over_rust_best']:.4f})")
 print(f"python/rust median step: {out['python_over_rust_progress_interval']:.4f}; "
