@@ -11,7 +11,11 @@
 //!   N times; (time(N) − time(0)) / N;
 //! - guest→host resource call: the `hostcall-bench` fixture does N × `add(t, t)` (two
 //!   borrows, an owned result, its drop) and N × `t.item()`; the same engine calls made natively
-//!   are subtracted, leaving the sandbox's share.
+//!   are subtracted, leaving the sandbox's share;
+//! - with a component's path as the argument (say a Python trainer from `chiron trainer
+//!   build`): its fresh instance as tools map it (copy-on-write images) and as the enclave
+//!   does (`SandboxLimits::resident_memory`: the initial heap copied into a slot kept
+//!   resident, so the process's RSS never follows what a guest touches).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -83,7 +87,38 @@ fn native(n: u32, mut f: impl FnMut()) -> f64 {
     median(runs).as_secs_f64() / f64::from(n) * 1e9
 }
 
+/// Median fresh instance of the component at `path` under `limits` (after a warm-up).
+fn fresh_instance_of(path: &str, limits: SandboxLimits) -> Duration {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let sandbox = Sandbox::new(limits).unwrap();
+    let module = TrainerModule::load(&sandbox, &bytes).unwrap();
+    for _ in 0..20 {
+        measure_fresh_instance(&module).unwrap();
+    }
+    median(
+        (0..201)
+            .map(|_| measure_fresh_instance(&module).unwrap())
+            .collect(),
+    )
+}
+
 fn main() {
+    if let Some(path) = std::env::args().nth(1) {
+        let tools = fresh_instance_of(&path, SandboxLimits::default());
+        let enclave = fresh_instance_of(
+            &path,
+            SandboxLimits {
+                resident_memory: true,
+                max_instances: 2, // each slot is made resident up to the memory cap
+                ..SandboxLimits::default()
+            },
+        );
+        println!(
+            "fresh instance of {path}: median {tools:?} with copy-on-write images (tools), \
+             {enclave:?} with resident slots (the enclave)"
+        );
+        return;
+    }
     let sandbox = Sandbox::new(SandboxLimits {
         max_reports: 0, // measure the call, not the bookkeeping of kept reports
         ..SandboxLimits::default()

@@ -202,6 +202,45 @@ class ModuleTest(EngineTest):
         self.assertEqual(conv[4], {"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 2})
         self.assertEqual(self.engine.log[3][2], {"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0]})
 
+    def test_attributes_follow_the_registries(self) -> None:
+        m = nn.Linear(2, 2)
+        w = m.weight
+        self.assertIs(m.state_dict()["weight"], w)
+        m.weight = None  # a parameter slot may be emptied
+        self.assertIsNone(m.weight)
+        self.assertEqual([n for n, _ in m.named_parameters()], ["bias"])
+        m.weight = w
+        self.assertIs(m.weight, w)
+        del m.bias
+        with self.assertRaises(AttributeError):
+            m.bias
+        self.assertEqual([n for n, _ in m.named_parameters()], ["weight"])
+        with self.assertRaises(TypeError):
+            m.weight = 3
+        self.assertIs(m.weight, w)
+        seq = nn.Sequential(nn.ReLU())
+        seq.add_module("1", nn.ReLU())
+        seq.add_module("2", None)
+        self.assertIsNone(getattr(seq, "2"))
+        self.assertEqual(len(list(seq.children())), 2)
+
+    def test_layer_options_follow_their_attributes(self) -> None:
+        conv = nn.Conv2d(1, 1, 3, bias=False)
+        pool = nn.MaxPool2d(2)
+        x = chiron.zeros(1, 1, 8, 8)
+        conv(x)
+        pool(x)
+        conv.padding = (1, 1)
+        pool.stride = 1
+        self.clear()
+        conv(x)
+        pool(x)
+        self.assertEqual(self.engine.log[0][4]["padding"], [1, 1])
+        self.assertEqual(self.engine.log[1][2]["stride"], [1, 1])
+        conv.stride = -1
+        with self.assertRaises(chiron.InvalidArgument):
+            conv(x)
+
     def test_empty_sequential_detaches(self) -> None:
         x = chiron.zeros(2)
         self.clear()

@@ -33,9 +33,10 @@ from typing import (
 )
 
 from wit_world.imports import nn as _wnn
+from wit_world.imports import tensor as _wt
 
 from ..errors import InvalidArgument, InvalidShape, call
-from ..tensor import ShapeLike, Tensor, dims, pair, u32
+from ..tensor import Conv2dOptions, ShapeLike, Tensor, _pool_options, dims, pair, u32
 from . import functional
 from . import functional as F
 
@@ -197,17 +198,20 @@ class Module:
                 f"{type(self).__name__}.__init__ must call super().__init__() first"
             ) from None
 
+    # A registered parameter, buffer or sub-module is also kept in the instance's `__dict__`,
+    # where attribute lookup finds it without calling `__getattr__`: `forward` reads them for
+    # every batch, and each Python call costs an interpreted trainer more than the engine call
+    # it leads to. The registries stay the truth for order and traversal.
+
     def __setattr__(self, name: str, value: Any) -> None:
         params, buffers, modules = self._registries()
         if isinstance(value, Parameter):
             buffers.pop(name, None)
             modules.pop(name, None)
-            self.__dict__.pop(name, None)
             params[name] = value
         elif isinstance(value, Module):
             params.pop(name, None)
             buffers.pop(name, None)
-            self.__dict__.pop(name, None)
             modules[name] = value
         elif name in params:
             if value is not None:
@@ -221,8 +225,7 @@ class Module:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} to module {name!r}")
             modules[name] = None
-        else:
-            object.__setattr__(self, name, value)
+        object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
         d = self.__dict__
@@ -236,6 +239,7 @@ class Module:
         for r in self._registries():
             if name in r:
                 del r[name]
+                self.__dict__.pop(name, None)
                 return
         object.__delattr__(self, name)
 
@@ -244,21 +248,21 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError("register_parameter takes a chiron.nn.Parameter or None")
         self._registries()[0][name] = param
-        self.__dict__.pop(name, None)
+        object.__setattr__(self, name, param)
 
     def register_buffer(self, name: str, tensor: Optional[Tensor]) -> None:
         """Registers a non-trainable state tensor (saved with the model) under `name`."""
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError("register_buffer takes a chiron.Tensor or None")
         self._registries()[1][name] = tensor
-        self.__dict__.pop(name, None)
+        object.__setattr__(self, name, tensor)
 
     def add_module(self, name: str, module: Optional["Module"]) -> None:
         """Registers a sub-module under `name`."""
         if module is not None and not isinstance(module, Module):
             raise TypeError("add_module takes a chiron.nn.Module or None")
         self._registries()[2][name] = module
-        self.__dict__.pop(name, None)
+        object.__setattr__(self, name, module)
 
     # --- calling ---
 
@@ -431,7 +435,9 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """`x [.., in]` → `[.., out]`."""
-        return F.linear(x, self.weight, self.bias)
+        # The host call itself, not through `F.linear`: see `Module.__setattr__` for why.
+        bias = self.bias
+        return Tensor(call(_wt.linear, x.raw, self.weight.raw, None if bias is None else bias.raw))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -475,7 +481,18 @@ class Conv2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """`x [n, in, h, w]` → `[n, out, h', w']`."""
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        # The host call itself, with the options built once (again if an attribute changes):
+        # see `Module.__setattr__` for why.
+        key = (self.stride, self.padding, self.dilation, self.groups)
+        if self.__dict__.get("_options_of") != key:
+            self._options = Conv2dOptions(
+                pair(self.stride), pair(self.padding), pair(self.dilation), u32(self.groups)
+            )
+            self._options_of = key
+        bias = self.bias
+        return Tensor(
+            call(_wt.conv2d, x.raw, self.weight.raw, None if bias is None else bias.raw, self._options)
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -535,7 +552,7 @@ class Dropout(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Drops elements with probability `p` in training mode."""
-        return F.dropout(x, self.p, self.training)
+        return Tensor(call(_wt.dropout, x.raw, float(self.p), bool(self.training)))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -546,7 +563,7 @@ class ReLU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Applies ReLU."""
-        return F.relu(x)
+        return Tensor(call(_wt.relu, x.raw))
 
 
 class GELU(Module):
@@ -623,7 +640,12 @@ class MaxPool2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Pools `x [n, c, h, w]`."""
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        # The host call itself, with the options built once (see `Conv2d.forward`).
+        key = (self.kernel_size, self.stride, self.padding)
+        if self.__dict__.get("_options_of") != key:
+            self._options = _pool_options(self.kernel_size, self.stride, self.padding)
+            self._options_of = key
+        return Tensor(call(_wt.max_pool2d, x.raw, self._options))
 
 
 class AvgPool2d(Module):
@@ -697,10 +719,10 @@ class Sequential(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Applies each module to the previous one's output (an empty sequence: `x.detach()`)."""
-        layers = list(self.children())
-        if not layers:
-            return x.detach()
-        y = layers[0](x)
-        for layer in layers[1:]:
-            y = layer(y)
-        return y
+        # The registry itself, not `children()`: this runs for every batch, and each Python
+        # call costs an interpreted trainer more than the engine call it leads to.
+        y, empty = x, True
+        for layer in self._registries()[2].values():
+            if layer is not None:
+                y, empty = layer(y), False
+        return x.detach() if empty else y
