@@ -23,7 +23,7 @@
 //! module records), `schedule` (a job's clock: grid and end), `training` (a job's run),
 //! `diagnostics` (the fixed stderr messages), `predict` (output shaping), `instances` (the
 //! sandbox's slots and the line predictions wait in), `resources` (memory and CPU held
-//! constant), `state`
+//! constant), `mapped_files` (the executable's pages resident from start-up), `state`
 //! (modules, jobs, record writes), `service` (the gRPC services), `server` (RA-TLS listeners),
 //! `distributed` (parameter-server and worker roles of distributed jobs).
 
@@ -34,6 +34,7 @@ pub mod diagnostics;
 pub mod distributed;
 pub mod host_link;
 pub mod instances;
+pub mod mapped_files;
 pub mod platform;
 pub mod predict;
 pub mod records;

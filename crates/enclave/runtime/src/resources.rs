@@ -9,7 +9,9 @@
 //!   operations) from that heap when it starts; a job that does not fit fails then, before its
 //!   trainer runs, never midway. The sandbox keeps its instance slots resident
 //!   (`SandboxLimits::resident_memory`); a trainer thread touches its whole stack when it
-//!   starts ([`touch_stack`]) and lives until the job's end.
+//!   starts ([`touch_stack`]) and lives until the job's end. Every page of the files the
+//!   process maps (its code) is mapped in at start-up too ([`crate::mapped_files`]): which
+//!   engine operations a trainer calls does not show as code pages arriving.
 //! - **CPU.** A confined job (policy `constant_cpu`) does all its work on one thread, which
 //!   never waits on another: engine operations run inline ([`chiron_engine::on_this_thread`])
 //!   and, once the trainer returns, the thread spins to the job's end ([`wait_until`]). Each
@@ -62,6 +64,13 @@ impl std::fmt::Display for ResourceError {
 
 impl std::error::Error for ResourceError {}
 
+impl ResourceError {
+    /// An error that says `what`.
+    pub(crate) fn new(what: String) -> Self {
+        Self(what)
+    }
+}
+
 /// The enclave's memory: a heap touched at start-up, from which jobs reserve their budgets.
 #[derive(Debug)]
 pub struct Resources {
@@ -72,10 +81,12 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// Checks the malloc settings and touches a heap of `heap_bytes` (every page written once,
-    /// then freed back to malloc, which keeps it). Refused without exactly
+    /// Checks the malloc settings, touches a heap of `heap_bytes` (every page written once,
+    /// then freed back to malloc, which keeps it) and maps in every page of the process's
+    /// files ([`crate::mapped_files::make_resident`]). Refused without exactly
     /// [`ENCLAVE_MALLOC_TUNABLES`] (glibc would return freed memory to the OS, and the host
-    /// would see the trainer's allocations) or with a heap smaller than the runtime's share.
+    /// would see the trainer's allocations), with a heap smaller than the runtime's share, or
+    /// where `/proc/self/mem` cannot be read.
     pub fn start(heap_bytes: u64) -> Result<Self, ResourceError> {
         match std::env::var("GLIBC_TUNABLES") {
             Ok(t) if t == ENCLAVE_MALLOC_TUNABLES => {}
@@ -91,6 +102,7 @@ impl Resources {
         let bytes = usize::try_from(heap_bytes)
             .map_err(|_| ResourceError(format!("--memory-mib: {heap_bytes} bytes do not fit")))?;
         touch_heap(bytes);
+        crate::mapped_files::make_resident()?;
         Ok(resources)
     }
 

@@ -156,7 +156,7 @@ pub fn small_enclave() -> Vec<String> {
 }
 
 /// The tests' host configuration: store and sim platform key in `work`, the enclave with
-/// [`small_enclave`] and `extra` arguments.
+/// [`small_enclave`]'s arguments (those `extra` sets replaced) and `extra`.
 pub fn host_config(work: &Path, extra: Vec<String>) -> HostConfig {
     HostConfig {
         api_listen: "127.0.0.1:0".into(),
@@ -170,7 +170,15 @@ pub fn host_config(work: &Path, extra: Vec<String>) -> HostConfig {
                 work.join("platform.key").display().to_string(),
             ]
             .into_iter()
-            .chain(small_enclave())
+            .chain(
+                // `extra` may set one of these itself (the enclave takes each option once).
+                small_enclave()
+                    .chunks(2)
+                    .filter(|option| !extra.contains(&option[0]))
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
             .chain(extra)
             .collect(),
         },
