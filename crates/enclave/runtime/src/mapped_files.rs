@@ -17,7 +17,8 @@ use std::os::unix::fs::FileExt;
 
 use crate::resources::ResourceError;
 
-/// Bytes read per system call; a page of the mapping is mapped in by reading any byte of it.
+/// Stride of the one-byte reads: reading any byte of a page maps the whole page in (4 KiB, the
+/// smallest page size of the machines the enclave runs on).
 const PAGE: u64 = 4096;
 
 /// What [`make_resident`] did.
