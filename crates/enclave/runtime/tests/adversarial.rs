@@ -67,6 +67,9 @@ struct Run {
     /// Medians of its parts (KiB): anonymous, file-backed (the executable's code among them),
     /// shared memory. They tell which kind of page made a difference, should one show.
     rss_parts_kib: [u64; 3],
+    /// The size of its writable private mappings (`VmData`, KiB) at each sample: it once
+    /// followed every `memory.grow` of a guest.
+    vm_data_kib: Vec<u64>,
     /// The enclave's CPU time (clock ticks) over the same window.
     cpu_ticks: u64,
     /// The machine's idle share over the window (`/proc/stat`).
@@ -89,8 +92,8 @@ fn thread_ticks(first: &Sample, last: &Sample, keep: impl Fn(&str) -> bool) -> V
 }
 
 /// One reading: time since sampling began, the enclave's VmRSS (KiB) and utime + stime, the
-/// machine's idle and total CPU ticks, each thread's name and utime + stime by thread id, and
-/// VmRSS's parts (RssAnon, RssFile, RssShmem; KiB).
+/// machine's idle and total CPU ticks, each thread's name and utime + stime by thread id,
+/// VmRSS's parts (RssAnon, RssFile, RssShmem; KiB) and VmData (KiB).
 type Sample = (
     Duration,
     u64,
@@ -98,7 +101,7 @@ type Sample = (
     u64,
     u64,
     BTreeMap<u32, (String, u64)>,
-    [u64; 3],
+    [u64; 4],
 );
 
 /// Name and utime + stime (clock ticks) of every thread of `pid` (`/proc/<pid>/task/*/stat`).
@@ -141,7 +144,12 @@ fn sample(pid: u32, since: Instant) -> Option<Sample> {
             .ok()
     };
     let rss = kib("VmRSS:")?;
-    let parts = [kib("RssAnon:")?, kib("RssFile:")?, kib("RssShmem:")?];
+    let parts = [
+        kib("RssAnon:")?,
+        kib("RssFile:")?,
+        kib("RssShmem:")?,
+        kib("VmData:")?,
+    ];
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name: state is the first, utime and stime the 12th and 13th.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -255,6 +263,7 @@ async fn observe(data: &chiron_data::Dataset) -> Run {
         jobs: BTreeMap::new(),
         other: Vec::new(),
         rss_kib: inside.iter().map(|s| s.1).collect(),
+        vm_data_kib: inside.iter().map(|s| s.6[3]).collect(),
         rss_parts_kib: [0, 1, 2]
             .map(|i| median(&inside.iter().map(|s| s.6[i]).collect::<Vec<_>>())),
         cpu_ticks: last.2 - first.2,
@@ -385,6 +394,18 @@ async fn leaky_trainers_show_the_host_the_same_thing_on_both_datasets() {
     assert_eq!(
         a.rss_parts_kib[1], b.rss_parts_kib[1],
         "file-backed RSS (code) differs between the datasets (KiB)"
+    );
+    // Writable mappings: no guest's `memory.grow` changes one (instance slots stay read/write
+    // to their cap), so `VmData` is flat and the same in both runs. Before, `leak-memory`'s
+    // guest buffer of (secret + 1) · 8 MiB showed in it to the page.
+    for (label, run) in [("a", &a), ("b", &b)] {
+        let (lo, hi) = (run.vm_data_kib.iter().min(), run.vm_data_kib.iter().max());
+        eprintln!("{label}: VmData {lo:?}..{hi:?} KiB");
+        assert_eq!(lo, hi, "{label}: VmData moved while the jobs ran");
+    }
+    assert_eq!(
+        a.vm_data_kib[0], b.vm_data_kib[0],
+        "VmData differs between the datasets (KiB)"
     );
     // CPU: every core busy in both runs.
     let ticks_per_second = 100.0; // USER_HZ on Linux

@@ -61,7 +61,9 @@ pub struct SandboxLimits {
     /// life: [`Sandbox::new`] touches each slot's memory up to its cap, and freeing an
     /// instance zeroes its memory instead of returning the pages to the OS. The process's
     /// resident memory then does not follow what a guest touches or when it ends
-    /// (`max_instances × max_memory_bytes` are resident from the start). The enclave turns it
+    /// (`max_instances × max_memory_bytes` are resident from the start), and since the slots
+    /// stay read/write to the cap, neither do its writable mappings when a guest grows its
+    /// memory (see [`wasmtime_config`]). The enclave turns it
     /// on; off by default, for tools and tests that start many sandboxes.
     pub resident_memory: bool,
     /// Period of the epoch ticker: the resolution of wall-clock budgets. Default 10 ms.
@@ -153,10 +155,16 @@ pub(crate) fn wasmtime_config(limits: &SandboxLimits) -> Config {
         .epoch_interruption(true)
         .max_wasm_stack(limits.max_wasm_stack)
         // Reserve each linear memory at its cap, not wasmtime's default 4 GiB + guard:
-        // address space is scarce in some TEEs (an SGX enclave's size is fixed). Bounds
-        // checks become explicit, which costs little in orchestration-only guests.
+        // address space is scarce in some TEEs (an SGX enclave's size is fixed). No guard
+        // region either: compiled code then checks every access of a memory that declares no
+        // maximum (see `check_memories`) exactly against its current size, which costs little
+        // in orchestration-only guests. Pages past that size need no protection, so — with
+        // third_party/wasmtime's patch — a slot stays read/write up to the largest size it
+        // has served (all of the cap in the enclave, see `touch_memory_slots`) and
+        // `memory.grow` changes no mapping the host could see (`VmData`, the process's
+        // writable mappings, in /proc/<pid>/status).
         .memory_reservation(limits.max_memory_bytes as u64)
-        .memory_guard_size(64 << 10)
+        .memory_guard_size(0)
         .parallel_compilation(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     if limits.resident_memory {
@@ -244,6 +252,33 @@ impl Sandbox {
     }
 }
 
+/// Refuses a component any of whose core modules defines a memory that declares a maximum.
+///
+/// The sandbox sets every memory's cap itself ([`SandboxLimits::max_memory_bytes`]). A memory
+/// with a maximum within the pool's reservation is compiled as wasmtime's "static" kind, whose
+/// accesses are checked against the reservation and kept in bounds by page protections: each
+/// of its instantiations and growths would `mprotect` the slot, and the next guest's growth
+/// would show in the process's writable mappings again (see [`wasmtime_config`]). Rust and
+/// CPython trainers declare none.
+fn check_memories(bytes: &[u8]) -> Result<(), LoadError> {
+    let invalid = |e: wasmparser::BinaryReaderError| LoadError::Invalid(e.to_string());
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let wasmparser::Payload::MemorySection(memories) = payload.map_err(invalid)? {
+            for memory in memories {
+                let memory = memory.map_err(invalid)?;
+                if let Some(maximum) = memory.maximum {
+                    return Err(LoadError::Refused(format!(
+                        "a core module of the component declares a memory maximum of {maximum} \
+                         pages; trainers' memories may not declare one (the sandbox sets the \
+                         cap)"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Deserializes compiled code the caller vouches for (see [`TrainerModule::load_compiled`]).
 ///
 /// The crate's one unsafe block. wasmtime cannot check that serialized code is what it once
@@ -268,7 +303,8 @@ fn deserialize_trusted(
 
 /// Makes every linear-memory slot of the pool resident up to the cap: instantiates, all at
 /// once (so each takes its own slot), a module whose one memory is the cap, writes every byte,
-/// and frees them (the pool keeps freed slots resident, see [`SandboxLimits::resident_memory`]).
+/// and frees them (the pool keeps freed slots resident, see [`SandboxLimits::resident_memory`],
+/// and read/write to the cap, see [`wasmtime_config`]: no guest's growth changes a mapping).
 fn touch_memory_slots(engine: &Engine, limits: &SandboxLimits) -> Result<(), SandboxError> {
     let err = |e: wasmtime::Error| SandboxError(format!("touching memory slots: {e:#}"));
     let pages = u32::try_from(limits.max_memory_bytes / WASM_PAGE)
@@ -371,6 +407,7 @@ impl TrainerModule {
                 limit,
             });
         }
+        check_memories(bytes)?;
         let digest_value = ring::digest::digest(&ring::digest::SHA256, bytes);
         let mut digest = [0u8; 32];
         digest.copy_from_slice(digest_value.as_ref());
@@ -774,4 +811,122 @@ pub fn measure_fresh_instance(module: &TrainerModule) -> Result<Duration, Failur
         .map_err(|e| module.fail("instantiate", &e, &store))?;
     drop(store);
     Ok(start.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use wasmtime::{Instance, Trap, TypedFunc};
+
+    /// A core module with one memory of one page (no maximum declared, as trainers' memories)
+    /// and a byte's load and store, and growth.
+    const PROBE: &str = r#"(module
+        (memory (export "m") 1)
+        (func (export "load") (param i32) (result i32) (i32.load8_u (local.get 0)))
+        (func (export "store") (param i32 i32) (i32.store8 (local.get 0) (local.get 1)))
+        (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#;
+
+    /// The process's writable private mappings (KiB): what `memory.grow` once moved.
+    fn vm_data_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmData:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    struct Probe {
+        store: Store<()>,
+        load: TypedFunc<i32, i32>,
+        write: TypedFunc<(i32, i32), ()>,
+        grow: TypedFunc<i32, i32>,
+    }
+
+    impl Probe {
+        fn new(engine: &Engine, module: &wasmtime::Module) -> Self {
+            let mut store = Store::new(engine, ());
+            store.set_epoch_deadline(1); // nothing advances the epoch here
+            let instance = Instance::new(&mut store, module, &[]).unwrap();
+            Self {
+                load: instance.get_typed_func(&mut store, "load").unwrap(),
+                write: instance.get_typed_func(&mut store, "store").unwrap(),
+                grow: instance.get_typed_func(&mut store, "grow").unwrap(),
+                store,
+            }
+        }
+        fn load(&mut self, at: i32) -> Result<i32, Trap> {
+            self.load
+                .call(&mut self.store, at)
+                .map_err(|e| *e.downcast_ref::<Trap>().unwrap())
+        }
+        fn write(&mut self, at: i32, value: i32) -> Result<(), Trap> {
+            self.write
+                .call(&mut self.store, (at, value))
+                .map_err(|e| *e.downcast_ref::<Trap>().unwrap())
+        }
+    }
+
+    #[test]
+    fn a_memory_that_declares_a_maximum_is_refused_before_compiling() {
+        let parse = |text: &str| wat::parse_str(text).unwrap();
+        assert!(check_memories(&parse("(module (memory 1))")).is_ok());
+        let err = check_memories(&parse("(module (memory 1 4))")).unwrap_err();
+        assert!(
+            matches!(&err, LoadError::Refused(m) if m.contains("maximum of 4 pages")),
+            "{err}"
+        );
+        // Inside a component, as a trainer would hide it; through the sandbox's front door.
+        let sandbox = Sandbox::new(SandboxLimits {
+            max_instances: 1,
+            ..SandboxLimits::default()
+        })
+        .unwrap();
+        let nested = parse("(component (core module (memory 2 2)))");
+        assert!(matches!(
+            TrainerModule::load(&sandbox, &nested),
+            Err(LoadError::Refused(m)) if m.contains("maximum of 2 pages")
+        ));
+        let garbage = [0u8, 0x61, 0x73, 0x6d, 0x0d, 0, 1, 0, 5];
+        assert!(matches!(
+            TrainerModule::load(&sandbox, &garbage),
+            Err(LoadError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_slot_kept_read_write_still_bounds_every_access_and_resets_what_was_written() {
+        let limits = SandboxLimits {
+            resident_memory: true,
+            max_instances: 1, // one slot: every instance below takes the same
+            max_memory_bytes: 4 * WASM_PAGE,
+            ..SandboxLimits::default()
+        };
+        let engine = Engine::new(&wasmtime_config(&limits)).unwrap();
+        touch_memory_slots(&engine, &limits).unwrap(); // the slot is read/write to its cap
+        let module = wasmtime::Module::new(&engine, wat::parse_str(PROBE).unwrap()).unwrap();
+        let page = WASM_PAGE as i32;
+
+        let mut first = Probe::new(&engine, &module);
+        assert_eq!(first.load(page), Err(Trap::MemoryOutOfBounds));
+        assert_eq!(first.write(page + 100, 1), Err(Trap::MemoryOutOfBounds));
+        first.write(10, 9).unwrap();
+        let before = vm_data_kib();
+        assert_eq!(first.grow.call(&mut first.store, 2).unwrap(), 1);
+        assert_eq!(
+            vm_data_kib(),
+            before,
+            "growing changed the writable mappings"
+        );
+        first.write(page + 100, 7).unwrap();
+        first.write(3 * page - 1, 5).unwrap();
+        assert_eq!(first.load(3 * page), Err(Trap::MemoryOutOfBounds));
+        drop(first);
+
+        // The next instance gets the slot back at one page, with nothing of the first's in it.
+        let mut second = Probe::new(&engine, &module);
+        assert_eq!(second.load(10), Ok(0));
+        assert_eq!(second.load(page), Err(Trap::MemoryOutOfBounds));
+        assert_eq!(second.grow.call(&mut second.store, 3).unwrap(), 1);
+        assert_eq!(second.load(page + 100), Ok(0));
+        assert_eq!(second.load(3 * page - 1), Ok(0));
+    }
 }
