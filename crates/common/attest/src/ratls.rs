@@ -104,9 +104,12 @@ impl RaTlsIdentity {
             Some(v) => builder.with_client_cert_verifier(v),
             None => builder.with_no_client_auth(),
         };
-        builder
+        let mut config = builder
             .with_single_cert(vec![self.certificate.clone()], self.key_der())
-            .map_err(tls_config_error)
+            .map_err(tls_config_error)?;
+        // No session tickets: see `without_resumption`.
+        config.send_tls13_tickets = 0;
+        Ok(config)
     }
 
     /// A TLS 1.3 client configuration that presents this identity and verifies the server with
@@ -119,18 +122,34 @@ impl RaTlsIdentity {
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(vec![self.certificate.clone()], self.key_der())
             .map_err(tls_config_error)
+            .map(without_resumption)
     }
 }
 
 /// A TLS 1.3 client configuration for a party outside any TEE (owner, operator): verifies the
 /// server with `verifier`, presents no certificate.
 pub fn client_config(verifier: Arc<RaTlsVerifier>) -> Result<ClientConfig> {
-    Ok(ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(tls_config_error)?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth())
+    Ok(without_resumption(
+        ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(tls_config_error)?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth(),
+    ))
+}
+
+/// Turns session resumption off: every RA-TLS connection is a full handshake.
+///
+/// A resumed session skips the server's certificate, so its evidence would go unchecked on that
+/// connection; and every RA-TLS server is named [`server_name`], so a client holding a ticket
+/// from one enclave offers it to the next, making its ClientHello larger (a pre-shared-key
+/// extension, ~95 bytes) or not depending on whether the ticket had arrived yet: a size the
+/// host sees that follows timing (the cluster's traffic test caught it). Servers send no
+/// tickets either.
+fn without_resumption(mut config: ClientConfig) -> ClientConfig {
+    config.resumption = rustls::client::Resumption::disabled();
+    config
 }
 
 /// The server name clients use for RA-TLS connections; identity comes from the evidence, not
